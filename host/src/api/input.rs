@@ -1,0 +1,324 @@
+//! Reading and checking what callers send: bodies with a size limit, JSON
+//! and query strings decoded with the path of a bad field, and the rules
+//! for names, ids and durations.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{Error, Result};
+
+/// Largest JSON body.
+pub const MAX_JSON_BODY: usize = 2 << 20;
+/// Largest params, in bytes of JSON.
+pub const MAX_PARAMS_BYTES: usize = 1 << 20;
+/// Largest component upload.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Longest delay or age accepted: ten years.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// Reads the whole body, refusing more than `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Error::PayloadTooLarge { limit }
+        } else {
+            Error::invalid("body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// Decodes a JSON body, naming the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid("body", "empty body; expected a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+    deserializer
+        .end()
+        .map_err(|e| Error::invalid("body", format!("trailing data after the JSON value: {e}")))?;
+    Ok(value)
+}
+
+/// Decodes a query string, naming the parameter at fault.
+pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(
+        query.unwrap_or_default().as_bytes(),
+    ));
+    serde_path_to_error::deserialize(deserializer).map_err(path_error)
+}
+
+fn path_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Error {
+    let path = error.path().to_string();
+    let message = error.into_inner().to_string();
+    if path == "." {
+        Error::Invalid {
+            field: None,
+            message,
+        }
+    } else {
+        Error::Invalid {
+            message: format!("{path}: {message}"),
+            field: Some(path),
+        }
+    }
+}
+
+/// A kind: 1 to 128 of `A-Z a-z 0-9 _ . : -`, starting with a letter or
+/// digit (`user:send-email`).
+pub fn check_kind(field: &str, kind: &str) -> Result<()> {
+    check_name(field, kind, 128, &['_', '.', ':', '-'])
+}
+
+/// A queue: 1 to 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
+pub fn check_queue(field: &str, queue: &str) -> Result<()> {
+    check_name(field, queue, 64, &['_', '.', '-'])
+}
+
+fn check_name(field: &str, value: &str, max: usize, punctuation: &[char]) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || punctuation.contains(&c);
+    let starts_well = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if value.is_empty() || value.len() > max || !starts_well || !value.chars().all(allowed) {
+        let punctuation: String = punctuation.iter().collect();
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{field}: {value:?} is not valid; use 1 to {max} letters, digits or any of \
+                 {punctuation:?}, starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A job id: 1 to 255 characters, no control characters, no leading or
+/// trailing whitespace.
+pub fn check_job_id(field: &str, id: &str) -> Result<()> {
+    let problem = if id.is_empty() {
+        Some("must not be empty")
+    } else if id.chars().count() > 255 {
+        Some("must be at most 255 characters")
+    } else if id.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if id.trim() != id {
+        Some("must not start or end with whitespace")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::invalid(field, format!("{field}: {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// Params: any JSON value, at most [`MAX_PARAMS_BYTES`], without `\u0000`
+/// (PostgreSQL's jsonb cannot store it).
+pub fn check_params(params: &Value) -> Result<()> {
+    if let Some(path) = nul_path(params, "params") {
+        return Err(Error::invalid(
+            &path,
+            format!(
+                "{path}: contains \\u0000, which cannot be stored; remove it or encode the data"
+            ),
+        ));
+    }
+    let size = serde_json::to_vec(params)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_PARAMS_BYTES {
+        return Err(Error::invalid(
+            "params",
+            format!("params: {size} bytes of JSON, the limit is {MAX_PARAMS_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The path of the first string (key or value) holding a NUL.
+fn nul_path(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(path.to_string())
+            } else {
+                nul_path(item, &format!("{path}.{key}"))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 timestamp with a UTC offset. A time without an offset is
+/// refused: it would mean a different instant on every machine.
+pub fn parse_timestamp(field: &str, text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .any(|format| NaiveDateTime::parse_from_str(text, format).is_ok());
+    let message = if naive {
+        format!("{field}: {text:?} has no UTC offset; add one, as in {text}Z or {text}+01:00")
+    } else {
+        format!("{field}: {text:?} is not an RFC 3339 timestamp such as 2026-12-05T09:00:00Z")
+    };
+    Err(Error::invalid(field, message))
+}
+
+/// A duration: a number of seconds, or text such as `90s`, `10m`, `1h 30m`
+/// or `7days`; at most ten years.
+pub fn parse_duration(field: &str, value: &Value) -> Result<Duration> {
+    match value {
+        Value::Number(n) => seconds(field, &n.to_string(), n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(text) => parse_duration_text(field, text),
+        _ => Err(Error::invalid(
+            field,
+            format!(
+                "{field}: not a number or a string; give seconds or a duration such as \"10m\""
+            ),
+        )),
+    }
+}
+
+/// A duration in text (`10m`, `1h 30m`) or plain seconds (`600`).
+pub fn parse_duration_text(field: &str, text: &str) -> Result<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return seconds(field, text, secs);
+    }
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        Ok(_) => Err(Error::invalid(
+            field,
+            format!("{field}: {text:?} is longer than ten years"),
+        )),
+        Err(e) => Err(Error::invalid(
+            field,
+            format!(
+                "{field}: {text:?} is not a duration ({e}); use e.g. \"90s\", \"10m\", \"1h 30m\""
+            ),
+        )),
+    }
+}
+
+fn seconds(field: &str, text: &str, secs: f64) -> Result<Duration> {
+    if secs.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{field}: {text} seconds is negative or longer than ten years"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn message(result: Result<impl std::fmt::Debug>) -> String {
+        match result {
+            Err(Error::Invalid { message, .. }) => message,
+            other => panic!("expected an invalid-request error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kinds_are_checked() {
+        assert!(check_kind("kind", "user:send-email").is_ok());
+        assert!(check_kind("kind", "a.b_c-1").is_ok());
+        for bad in ["", ":x", "has space", "ü", &"k".repeat(129)] {
+            assert!(
+                message(check_kind("kind", bad)).starts_with("kind: "),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn job_ids_are_checked() {
+        assert!(check_job_id("job_id", "send-email:ada@example.com").is_ok());
+        assert_eq!(
+            message(check_job_id("job_id", "")),
+            "job_id: must not be empty"
+        );
+        assert_eq!(
+            message(check_job_id("job_id", "a\nb")),
+            "job_id: must not contain control characters"
+        );
+        assert_eq!(
+            message(check_job_id("job_id", " a")),
+            "job_id: must not start or end with whitespace"
+        );
+    }
+
+    #[test]
+    fn nul_in_params_is_refused_with_its_path() {
+        assert!(check_params(&json!({"a": [1, "ok"]})).is_ok());
+        let error = check_params(&json!({"user": {"names": ["ok", "a\u{0}b"]}})).unwrap_err();
+        match error {
+            Error::Invalid { field, message } => {
+                assert_eq!(field.as_deref(), Some("params.user.names[1]"));
+                assert!(message.contains("\\u0000"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn timestamps_need_an_offset() {
+        let time = parse_timestamp("run_at", "2026-12-05T09:00:00+01:00").unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-12-05T08:00:00+00:00");
+        assert!(
+            message(parse_timestamp("run_at", "2026-12-05T09:00:00")).contains("has no UTC offset")
+        );
+        assert!(
+            message(parse_timestamp("run_at", "tomorrow")).contains("is not an RFC 3339 timestamp")
+        );
+    }
+
+    #[test]
+    fn durations_are_seconds_or_text() {
+        assert_eq!(
+            parse_duration("delay", &json!(1.5)).unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_duration("delay", &json!("10m")).unwrap(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            parse_duration("delay", &json!("1h 30m")).unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert!(message(parse_duration("delay", &json!(-1))).contains("is negative"));
+        assert!(
+            message(parse_duration("delay", &json!("soon")))
+                .starts_with("delay: \"soon\" is not a duration")
+        );
+        assert!(
+            message(parse_duration("delay", &json!("20years"))).contains("longer than ten years")
+        );
+        assert!(message(parse_duration("delay", &json!(true))).starts_with("delay: not a number"));
+    }
+}

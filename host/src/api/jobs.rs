@@ -1,0 +1,242 @@
+//! `/v1/jobs`: enqueue, look up, list, cancel, retry, prune.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{Error, Result};
+use super::input::{self, MAX_JSON_BODY};
+use super::types::{EnqueueRequest, JobPage, JobView, PruneReport};
+use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob};
+
+/// Jobs per page unless asked otherwise, and at most.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+/// Jobs deleted per statement when pruning.
+const PRUNE_BATCH: i64 = 1000;
+
+fn view(job: Job) -> Result<JobView> {
+    JobView::try_from(job).map_err(|e| Error::Internal(format!("decode job errors: {e}")))
+}
+
+/// `POST /v1/jobs`: 201 with the new job, or 200 with the existing job
+/// that has the same `job_id`.
+pub async fn job_create(State(state): State<AppState>, body: Body) -> Result<Response> {
+    let bytes = input::read_body(body, MAX_JSON_BODY).await?;
+    let request: EnqueueRequest = input::parse_json(&bytes)?;
+    let new = new_job(&state.tenant, request)?;
+
+    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+    let inserted = queue::job_insert(&mut conn, &new).await?;
+    let status = if inserted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/v1/jobs/{}", percent_encode(&inserted.job.id));
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(view(inserted.job)?),
+    )
+        .into_response())
+}
+
+/// Checks an enqueue request field by field.
+fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
+    input::check_kind("kind", &request.kind)?;
+    input::check_params(&request.params)?;
+    if let Some(id) = &request.job_id {
+        input::check_job_id("job_id", id)?;
+    }
+    let queue = request.queue.unwrap_or_else(|| "default".to_string());
+    input::check_queue("queue", &queue)?;
+
+    let priority = match request.priority {
+        None => 0,
+        Some(p @ 0..=9) => p as i16,
+        Some(p) => {
+            return Err(Error::invalid(
+                "priority",
+                format!("priority: {p} is not between 0 and 9"),
+            ));
+        }
+    };
+    let max_attempts = match request.max_attempts {
+        None => None,
+        Some(n @ 1..=1000) => Some(n as i32),
+        Some(n) => {
+            return Err(Error::invalid(
+                "max_attempts",
+                format!("max_attempts: {n} is not between 1 and 1000"),
+            ));
+        }
+    };
+    let (run_at, delay_secs) = match (&request.run_at, &request.delay) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "run_at",
+                "run_at and delay: give one or the other, not both",
+            ));
+        }
+        (Some(run_at), None) => (Some(input::parse_timestamp("run_at", run_at)?), 0.0),
+        (None, Some(delay)) => (None, input::parse_duration("delay", delay)?.as_secs_f64()),
+        (None, None) => (None, 0.0),
+    };
+
+    Ok(NewJob {
+        tenant: tenant.to_string(),
+        kind: request.kind,
+        params: request.params,
+        job_id: request.job_id,
+        run_at,
+        delay_secs,
+        queue,
+        priority,
+        max_attempts,
+    })
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn job_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>> {
+    let job = queue::job_get(&state.pool, &state.tenant, &id).await?;
+    Ok(Json(view(job)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<JobState>,
+    kind: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/jobs?state=&kind=&limit=&cursor=`: newest first.
+pub async fn job_list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobPage>> {
+    let query: ListQuery = input::parse_query(query.as_deref())?;
+    if let Some(kind) = &query.kind {
+        input::check_kind("kind", kind)?;
+    }
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(n @ 1..=MAX_PAGE) => n,
+        Some(n) => {
+            return Err(Error::invalid(
+                "limit",
+                format!("limit: {n} is not between 1 and {MAX_PAGE}"),
+            ));
+        }
+    };
+    let before_seq = match &query.cursor {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
+            Error::invalid(
+                "cursor",
+                "cursor: not a cursor from a previous page's next_cursor",
+            )
+        })?),
+    };
+
+    let filter = JobFilter {
+        state: query.state,
+        kind: query.kind,
+        before_seq,
+        limit,
+    };
+    let jobs = queue::job_list(&state.pool, &state.tenant, &filter).await?;
+    let next_cursor = match jobs.last() {
+        Some(last) if jobs.len() as i64 == limit => Some(last.seq.to_string()),
+        _ => None,
+    };
+    let jobs = jobs.into_iter().map(view).collect::<Result<_>>()?;
+    Ok(Json(JobPage { jobs, next_cursor }))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: 200 when the job is cancelled, 202 when it
+/// is running and its worker was asked to stop it.
+pub async fn job_cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+    let (status, job) = match queue::job_cancel(&mut conn, &state.tenant, &id).await? {
+        CancelOutcome::Cancelled(job) | CancelOutcome::AlreadyCancelled(job) => {
+            (StatusCode::OK, job)
+        }
+        CancelOutcome::Requested(job) => (StatusCode::ACCEPTED, job),
+    };
+    Ok((status, Json(view(job)?)).into_response())
+}
+
+/// `POST /v1/jobs/{id}/retry`.
+pub async fn job_retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>> {
+    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+    let job = queue::job_retry(&mut conn, &state.tenant, &id).await?;
+    Ok(Json(view(job)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneQuery {
+    state: Option<JobState>,
+    older_than: Option<String>,
+}
+
+/// `DELETE /v1/jobs?state=completed&older_than=7d`: deletes finished jobs.
+pub async fn job_prune(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<PruneReport>> {
+    let query: PruneQuery = input::parse_query(query.as_deref())?;
+    let Some(job_state) = query.state else {
+        return Err(Error::invalid(
+            "state",
+            "state: required (completed, cancelled or discarded)",
+        ));
+    };
+    if !job_state.is_finished() {
+        return Err(Error::invalid(
+            "state",
+            format!(
+                "state: {job_state} jobs cannot be pruned; give completed, cancelled or discarded"
+            ),
+        ));
+    }
+    let Some(older_than) = query.older_than else {
+        return Err(Error::invalid(
+            "older_than",
+            "older_than: required, e.g. 7d or 24h",
+        ));
+    };
+    let older_than = input::parse_duration_text("older_than", &older_than)?;
+
+    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+    let deleted = queue::job_prune(
+        &mut conn,
+        Some(&state.tenant),
+        job_state,
+        older_than,
+        PRUNE_BATCH,
+    )
+    .await?;
+    tracing::info!(tenant = %state.tenant, state = %job_state, deleted, "pruned jobs");
+    Ok(Json(PruneReport { deleted }))
+}
+
+/// Percent-encodes a path segment.
+pub fn percent_encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

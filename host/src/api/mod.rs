@@ -1,0 +1,112 @@
+//! The HTTP API: JSON in and out under `/v1`, plus `/healthz`.
+//!
+//! | method and path | does |
+//! | --- | --- |
+//! | `PUT /v1/modules/{kind}` | deploy a component (the body) for a kind |
+//! | `GET /v1/modules` | the newest version of each kind |
+//! | `POST /v1/jobs` | enqueue |
+//! | `GET /v1/jobs` | list, by state and kind, newest first, paginated |
+//! | `DELETE /v1/jobs` | prune finished jobs by state and age |
+//! | `GET /v1/jobs/{id}` | one job: state, params, result, errors |
+//! | `POST /v1/jobs/{id}/cancel` | cancel a waiting job, stop a running one |
+//! | `POST /v1/jobs/{id}/retry` | run a retryable, discarded or cancelled job again |
+//! | `PUT /v1/config/{name}` | set a config entry or secret |
+//! | `GET /v1/config` | list config entries (secrets without values) |
+//! | `DELETE /v1/config/{name}` | delete a config entry |
+//! | `GET /healthz` | 200 when the database answers, 503 otherwise |
+//!
+//! Handlers check their input and call [`crate::queue`]; errors take one
+//! JSON shape ([`ErrorBody`]).
+
+mod config;
+mod error;
+mod input;
+mod jobs;
+mod modules;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+
+pub use error::{Error, ErrorBody};
+pub use input::parse_duration_text;
+pub use jobs::percent_encode;
+
+use crate::runtime::Runtime;
+use crate::telemetry::error_chain;
+
+/// The tenant every request acts for until API tokens name one.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Validates uploaded components.
+    pub runtime: Arc<Runtime>,
+    pub tenant: String,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/modules", get(modules::module_list))
+        .route("/v1/modules/{kind}", put(modules::module_deploy))
+        .route(
+            "/v1/jobs",
+            post(jobs::job_create)
+                .get(jobs::job_list)
+                .delete(jobs::job_prune),
+        )
+        .route("/v1/jobs/{id}", get(jobs::job_get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::job_cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::job_retry))
+        .route("/v1/config", get(config::config_list))
+        .route(
+            "/v1/config/{name}",
+            put(config::config_set).delete(config::config_delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `GET /healthz`.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let check = async {
+        let mut conn = state.pool.acquire().await?;
+        sqlx::Connection::ping(&mut *conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Ok(Err(e)) => unhealthy(&error_chain(&e)),
+        Err(_) => unhealthy(&"no answer within 2s"),
+    }
+}
+
+fn unhealthy(cause: &dyn std::fmt::Display) -> (StatusCode, Json<Value>) {
+    tracing::warn!(error = %cause, "health check failed: database unreachable");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "unavailable", "database": "unreachable" })),
+    )
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such endpoint".to_string())
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}

@@ -1,0 +1,174 @@
+//! The JSON the API sends and accepts, shared with [`crate::client`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::queue::{AttemptError, ConfigEntry, Job, JobState, Module};
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The caller's `job_id`, or a generated UUID.
+    pub id: String,
+    pub kind: String,
+    pub queue: String,
+    pub state: JobState,
+    pub priority: i16,
+    pub params: Value,
+    /// Attempts started so far.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// When the job may run next.
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When the job completed, was discarded or cancelled.
+    pub finalized_at: Option<DateTime<Utc>>,
+    /// When a running job was asked to stop.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// What the job returned, once completed.
+    pub result: Option<Value>,
+    /// One entry per failed attempt, oldest first.
+    pub errors: Vec<AttemptError>,
+}
+
+impl TryFrom<Job> for JobView {
+    type Error = serde_json::Error;
+
+    fn try_from(job: Job) -> Result<Self, Self::Error> {
+        Ok(Self {
+            state: job.state(),
+            errors: serde_json::from_value(job.errors)?,
+            id: job.id,
+            kind: job.kind,
+            queue: job.queue,
+            priority: job.priority,
+            params: job.params,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            run_at: job.run_at,
+            created_at: job.created_at,
+            attempted_at: job.attempted_at,
+            finalized_at: job.finalized_at,
+            cancel_requested_at: job.cancel_requested_at,
+            result: job.result,
+        })
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/jobs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    pub kind: String,
+    /// Any JSON; `{}` when absent.
+    #[serde(default = "empty_object")]
+    pub params: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// RFC 3339 with an offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
+    /// Seconds, or text such as "10m"; instead of `run_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A deployed module version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleView {
+    pub kind: String,
+    pub version: i32,
+    /// Lowercase hex SHA-256 of the component.
+    pub digest: String,
+    pub size_bytes: i32,
+    pub max_attempts: i32,
+    pub timeout_ms: i32,
+    pub memory_limit_bytes: i64,
+    pub allowed_hosts: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Module> for ModuleView {
+    fn from(m: Module) -> Self {
+        Self {
+            kind: m.kind,
+            version: m.version,
+            digest: m.digest,
+            size_bytes: m.size_bytes,
+            max_attempts: m.max_attempts,
+            timeout_ms: m.timeout_ms,
+            memory_limit_bytes: m.memory_limit_bytes,
+            allowed_hosts: m.allowed_hosts,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `GET /v1/modules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleList {
+    pub modules: Vec<ModuleView>,
+}
+
+/// `PUT /v1/config/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRequest {
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// A config entry; a secret's value is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub secret: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ConfigEntry> for ConfigView {
+    fn from(e: ConfigEntry) -> Self {
+        Self {
+            name: e.name,
+            value: e.value,
+            secret: e.secret,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// `GET /v1/config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigList {
+    pub entries: Vec<ConfigView>,
+}
+
+/// `DELETE /v1/jobs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    pub deleted: u64,
+}

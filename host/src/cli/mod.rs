@@ -1,0 +1,145 @@
+//! The `spool` command line: server commands (`migrate`, `serve`,
+//! `worker`, `demo`) and a client of the HTTP API for everything else.
+//! Output is for people by default and JSON with `--json`.
+
+mod client_commands;
+mod output;
+mod server_commands;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{self, Client};
+use crate::queue::JobState;
+use crate::telemetry::LogFormat;
+
+/// A PostgreSQL job queue whose jobs are sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "spool", version, about)]
+pub struct Cli {
+    /// The API to talk to (client commands).
+    #[arg(long, global = true, env = "SPOOL_URL", default_value = client::DEFAULT_URL)]
+    pub url: String,
+
+    /// Print JSON instead of text (client commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// How log lines are written to stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "SPOOL_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if needed and apply migrations.
+    Migrate(DatabaseArgs),
+    /// Run the HTTP API, workers and maintenance.
+    Serve(server_commands::ServeArgs),
+    /// Run workers and maintenance only, to add capacity on more machines.
+    Worker(server_commands::WorkerArgs),
+    /// Deploy a component for a kind.
+    Deploy(client_commands::DeployArgs),
+    /// List deployed modules.
+    Modules,
+    /// Enqueue a job.
+    Enqueue(client_commands::EnqueueArgs),
+    /// Show a job.
+    Status {
+        /// The job's id.
+        id: String,
+    },
+    /// Print a job's result.
+    Result {
+        /// The job's id.
+        id: String,
+        /// Wait for the job to finish.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait, e.g. 30s or 5m.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Cancel a job (stop it, if running).
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Run a retryable, discarded or cancelled job again.
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+    /// List jobs, newest first.
+    Jobs(client_commands::JobsArgs),
+    /// Delete finished jobs by state and age.
+    Prune {
+        /// completed, cancelled or discarded.
+        #[arg(long, value_enum)]
+        state: JobState,
+        /// Minimum age since the job finished, e.g. 24h or 7d.
+        #[arg(long)]
+        older_than: String,
+    },
+    /// Manage the tenant's config entries and secrets.
+    #[command(subcommand)]
+    Config(client_commands::ConfigCommand),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Without one, the local server's `spool` database is
+    /// used, and created when missing.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client::new(&cli.url);
+    let json = cli.json;
+    match cli.command {
+        Command::Migrate(args) => server_commands::migrate(args).await,
+        Command::Serve(args) => server_commands::serve(args).await,
+        Command::Worker(args) => server_commands::worker(args).await,
+        Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
+        Command::Modules => client_commands::modules(&client, json).await,
+        Command::Enqueue(args) => client_commands::enqueue(&client, json, args).await,
+        Command::Status { id } => client_commands::status(&client, json, &id).await,
+        Command::Result { id, wait, timeout } => {
+            client_commands::result(&client, json, &id, wait.then_some(timeout)).await
+        }
+        Command::Cancel { id } => client_commands::cancel(&client, json, &id).await,
+        Command::Retry { id } => client_commands::retry(&client, json, &id).await,
+        Command::Jobs(args) => client_commands::jobs(&client, json, args).await,
+        Command::Prune { state, older_than } => {
+            client_commands::prune(&client, json, state, &older_than).await
+        }
+        Command::Config(command) => client_commands::config(&client, json, command).await,
+    }
+}
+
+/// Parses `30s`, `5m`, `1h 30m` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::api::parse_duration_text("duration", text).map_err(|e| match e {
+        crate::api::Error::Invalid { message, .. } => message,
+        other => format!("{other:?}"),
+    })
+}
+
+/// Reads a file named on the command line, saying which.
+fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))
+}

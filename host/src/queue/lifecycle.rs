@@ -1,0 +1,295 @@
+//! The statements that move jobs through their life: claim, lease renewal,
+//! finishing attempts, releasing, rescue and promotion of due jobs.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{JobState, Result};
+
+/// A job claimed for one attempt, with the module to run it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub seq: i64,
+    pub tenant: String,
+    pub id: String,
+    pub kind: String,
+    pub queue: String,
+    /// The params as JSON text, handed to the guest as they are.
+    pub params: String,
+    /// This attempt's number, starting at 1.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// The newest module deployed for the kind; `None` if there is none.
+    pub digest: Option<String>,
+    pub timeout_ms: Option<i32>,
+    pub memory_limit_bytes: Option<i64>,
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+/// Claims up to `limit` available jobs of `queue` for `worker_id`, in
+/// priority, run_at, seq order, and leases them for `lease`.
+///
+/// The inner select is written as `seq = any(array(...))` so that the
+/// planner uses `jobs_claim_idx`; the `in (select ...)` form was planned as
+/// a hash join over the whole table.
+pub async fn job_claim(
+    db: impl PgExecutor<'_>,
+    queue: &str,
+    limit: i64,
+    worker_id: &str,
+    lease: Duration,
+) -> Result<Vec<Claimed>> {
+    let claimed = sqlx::query_as!(
+        Claimed,
+        r#"
+        with claimed as (
+            update spool.jobs
+            set state = 'running',
+                attempt = attempt + 1,
+                attempted_at = now(),
+                leased_until = now() + make_interval(secs => $4),
+                worker_id = $3
+            where seq = any(array(
+                select seq from spool.jobs
+                where state = 'available' and queue = $1
+                order by priority, run_at, seq
+                limit $2
+                for update skip locked
+            ))
+            returning seq, tenant, id, kind, queue, params::text as params, attempt, max_attempts
+        )
+        select c.seq as "seq!", c.tenant as "tenant!", c.id as "id!", c.kind as "kind!",
+               c.queue as "queue!", c.params as "params!", c.attempt as "attempt!",
+               c.max_attempts as "max_attempts!", m.digest as "digest?",
+               m.timeout_ms as "timeout_ms?", m.memory_limit_bytes as "memory_limit_bytes?",
+               m.allowed_hosts as "allowed_hosts?"
+        from claimed c
+        left join lateral (
+            select digest, timeout_ms, memory_limit_bytes, allowed_hosts
+            from spool.modules
+            where tenant = c.tenant and kind = c.kind
+            order by version desc
+            limit 1
+        ) m on true
+        "#,
+        queue,
+        limit,
+        worker_id,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(claimed)
+}
+
+/// A running attempt whose lease a worker renews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub seq: i64,
+    pub cancel_requested: bool,
+}
+
+/// Extends the leases of the given attempts to `lease` from now. Returns
+/// the attempts that still hold their lease, and whether each was asked to
+/// stop; an attempt missing from the answer lost its job (rescued or
+/// finished elsewhere) and must stop without writing.
+pub async fn job_heartbeat(
+    db: impl PgExecutor<'_>,
+    seqs: &[i64],
+    attempts: &[i32],
+    lease: Duration,
+) -> Result<Vec<Heartbeat>> {
+    let held = sqlx::query_as!(
+        Heartbeat,
+        r#"
+        update spool.jobs j
+        set leased_until = now() + make_interval(secs => $3)
+        from unnest($1::bigint[], $2::int[]) as h(seq, attempt)
+        where j.seq = any($1) and j.seq = h.seq and j.attempt = h.attempt
+          and j.state = 'running'
+        returning j.seq, j.cancel_requested_at is not null as "cancel_requested!"
+        "#,
+        seqs,
+        attempts,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(held)
+}
+
+/// How to record the end of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub seq: i64,
+    /// The attempt that ended; the write applies only if the job is still
+    /// running this attempt.
+    pub attempt: i32,
+    /// `completed`, `retryable`, `discarded` or `cancelled`. A `retryable`
+    /// job whose cancellation was requested becomes `cancelled` instead.
+    pub state: JobState,
+    /// The result as JSON text, for `completed`. It must be valid JSON
+    /// without `\u0000`, which jsonb refuses.
+    pub result: Option<String>,
+    /// An entry for the error history, as JSON text.
+    pub error: Option<String>,
+    /// For `retryable`: seconds until the next attempt may start.
+    pub retry_in_secs: f64,
+}
+
+/// Records the end of many attempts in one statement. Returns the seq and
+/// final state of each job it changed; an attempt that no longer owns its
+/// job (rescued, cancelled, finished) is left out and changed nothing.
+pub async fn job_finish_many(
+    db: impl PgExecutor<'_>,
+    finishes: &[Finish],
+) -> Result<Vec<(i64, JobState)>> {
+    let seqs: Vec<i64> = finishes.iter().map(|f| f.seq).collect();
+    let attempts: Vec<i32> = finishes.iter().map(|f| f.attempt).collect();
+    let states: Vec<&str> = finishes.iter().map(|f| f.state.as_str()).collect();
+    let results: Vec<Option<String>> = finishes.iter().map(|f| f.result.clone()).collect();
+    let errors: Vec<Option<String>> = finishes.iter().map(|f| f.error.clone()).collect();
+    let delays: Vec<f64> = finishes.iter().map(|f| f.retry_in_secs).collect();
+
+    let rows = sqlx::query!(
+        r#"
+        update spool.jobs j
+        set state = case when u.state = 'retryable' and j.cancel_requested_at is not null
+                         then 'cancelled' else u.state end,
+            finalized_at = case when u.state = 'retryable' and j.cancel_requested_at is null
+                                then null else now() end,
+            result = u.result::jsonb,
+            errors = case when u.error is null then j.errors
+                          else j.errors || jsonb_build_array(u.error::jsonb) end,
+            run_at = case when u.state = 'retryable'
+                          then now() + make_interval(secs => u.delay) else j.run_at end,
+            leased_until = null
+        from unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
+            as u(seq, attempt, state, result, error, delay)
+        where j.seq = any($1) and j.seq = u.seq and j.attempt = u.attempt
+          and j.state = 'running'
+        returning j.seq, j.state
+        "#,
+        &seqs,
+        &attempts,
+        &states as &[&str],
+        &results as &[Option<String>],
+        &errors as &[Option<String>],
+        &delays,
+    )
+    .fetch_all(db)
+    .await?;
+
+    // The state column only holds known names (jobs_state_valid).
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.seq, r.state.parse().ok()?)))
+        .collect())
+}
+
+/// Hands an attempt back without charging it: the attempt count is
+/// restored and the job may run again after `delay` (at once when zero).
+/// For host faults (the module could not be loaded, the worker is shutting
+/// down), which are not the job's doing.
+pub async fn job_release(
+    db: impl PgExecutor<'_>,
+    seq: i64,
+    attempt: i32,
+    delay: Duration,
+) -> Result<bool> {
+    let released = sqlx::query!(
+        r#"
+        update spool.jobs
+        set state = case when $3::float8 > 0 then 'retryable' else 'available' end,
+            run_at = now() + make_interval(secs => $3),
+            attempt = attempt - 1,
+            leased_until = null
+        where seq = $1 and attempt = $2 and state = 'running'
+        "#,
+        seq,
+        attempt,
+        delay.as_secs_f64(),
+    )
+    .execute(db)
+    .await?;
+    Ok(released.rows_affected() == 1)
+}
+
+/// A running job whose lease ran out.
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub seq: i64,
+    pub tenant: String,
+    pub id: String,
+    pub kind: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub worker_id: Option<String>,
+    pub cancel_requested: bool,
+}
+
+/// Locks up to `limit` running jobs whose lease has passed, for the
+/// caller to finish in the same transaction.
+pub async fn job_rescue_expired(conn: &mut PgConnection, limit: i64) -> Result<Vec<Expired>> {
+    let expired = sqlx::query_as!(
+        Expired,
+        r#"
+        select seq, tenant, id, kind, attempt, max_attempts, worker_id,
+               cancel_requested_at is not null as "cancel_requested!"
+        from spool.jobs
+        where state = 'running' and leased_until < now()
+        order by leased_until
+        limit $1
+        for update skip locked
+        "#,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(expired)
+}
+
+/// Makes up to `limit` scheduled and retryable jobs whose run_at has come
+/// available, and wakes workers if there were any. Returns how many.
+pub async fn job_promote_due(conn: &mut PgConnection, limit: i64) -> Result<u64> {
+    let promoted = sqlx::query!(
+        r#"
+        update spool.jobs
+        set state = 'available'
+        where seq = any(array(
+            select seq from spool.jobs
+            where state in ('scheduled', 'retryable') and run_at <= now()
+            order by run_at
+            limit $1
+            for update skip locked
+        ))
+        "#,
+        limit
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+
+    if promoted > 0 {
+        sqlx::query!("select pg_notify($1, '')", super::JOBS_CHANNEL)
+            .execute(conn)
+            .await?;
+    }
+    Ok(promoted)
+}
+
+/// How long until the next scheduled or retryable job is due, by the
+/// database clock; `None` when none is waiting.
+pub async fn job_next_due_in(db: impl PgExecutor<'_>) -> Result<Option<Duration>> {
+    let seconds = sqlx::query_scalar!(
+        r#"
+        select extract(epoch from min(run_at) - now())::float8
+        from spool.jobs
+        where state in ('scheduled', 'retryable')
+        "#
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}

@@ -1,0 +1,62 @@
+//! Every SQL statement Spool runs, and the job state machine they enforce.
+//!
+//! Nothing outside this module writes SQL. Functions are named noun first
+//! (`job_insert`, `job_claim`, `module_insert`) and take the narrowest
+//! executor they need, so that enqueueing can join a caller's transaction.
+//!
+//! Every time decision uses the database clock (`now()`), so workers on
+//! machines with skewed clocks agree on what is due and what has expired.
+//! Writes that record an attempt's outcome are fenced by the attempt
+//! number: a late write from an attempt that was rescued or cancelled in
+//! the meantime changes nothing.
+
+mod config;
+mod enqueue;
+mod job;
+mod lifecycle;
+mod manage;
+mod module;
+mod retry;
+
+pub use config::{ConfigEntry, config_delete, config_get, config_list, config_set};
+pub use enqueue::{Inserted, NewJob, job_insert};
+pub use job::{AttemptError, Job, JobState};
+pub use lifecycle::{
+    Claimed, Expired, Finish, Heartbeat, job_claim, job_finish_many, job_heartbeat,
+    job_next_due_in, job_promote_due, job_release, job_rescue_expired,
+};
+pub use manage::{CancelOutcome, JobFilter, job_cancel, job_get, job_list, job_prune, job_retry};
+pub use module::{Module, ModuleOptions, module_bytes, module_head, module_insert, module_list};
+pub use retry::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, FailAction, RetryPolicy,
+};
+
+/// The channel that wakes workers when jobs become available.
+pub const JOBS_CHANNEL: &str = "spool_jobs";
+/// The channel that asks workers to stop a running job; the payload is the
+/// job's `seq`.
+pub const CANCEL_CHANNEL: &str = "spool_cancel";
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No module is deployed for the kind.
+    #[error("kind {kind:?} has no deployed module")]
+    UnknownKind { kind: String },
+    /// No job with that id exists for the tenant.
+    #[error("job not found")]
+    JobNotFound,
+    /// The job is not in a state the operation applies to.
+    #[error("job is {state}; only a job that is {allowed} can be {action}")]
+    InvalidState {
+        state: JobState,
+        action: &'static str,
+        allowed: &'static str,
+    },
+    /// The database failed or refused the statement.
+    #[error("database")]
+    Database(#[from] sqlx::Error),
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

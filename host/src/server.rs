@@ -1,0 +1,132 @@
+//! A Spool process: the HTTP API, workers and maintenance, each optional,
+//! sharing one pool and one runtime. `spool serve` runs all three;
+//! `spool worker` runs workers and maintenance.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::maintenance::{self, MaintenanceConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::worker::{self, WorkerConfig};
+
+/// The API's address unless configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8640";
+
+/// What one process runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where the API listens; `None` runs no API.
+    pub listen: Option<SocketAddr>,
+    /// The worker's settings; `None` runs no worker.
+    pub worker: Option<WorkerConfig>,
+    pub maintenance: MaintenanceConfig,
+    pub runtime: RuntimeConfig,
+    /// The tenant API requests act for.
+    pub tenant: String,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start the wasm runtime: {0}")]
+    Runtime(String),
+}
+
+/// A running server.
+pub struct Server {
+    /// The API's bound address, when it runs one (useful with port 0).
+    pub addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts what `config` asks for.
+    pub async fn start(pool: PgPool, config: ServerConfig) -> Result<Self, Error> {
+        let runtime = Runtime::new(config.runtime.clone(), pool.clone())
+            .map_err(|e| Error::Runtime(format!("{e:#}")))?;
+        let runtime = Arc::new(runtime);
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let mut addr = None;
+        if let Some(listen) = config.listen {
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|source| Error::Listen {
+                    addr: listen,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| Error::Listen {
+                addr: listen,
+                source,
+            })?;
+            addr = Some(bound);
+            let state = AppState {
+                pool: pool.clone(),
+                runtime: runtime.clone(),
+                tenant: config.tenant.clone(),
+            };
+            let stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(listener, api::router(state))
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "API server failed");
+                }
+            }));
+            tracing::info!(addr = %bound, "API listening");
+        }
+
+        if let Some(worker_config) = config.worker {
+            let (pool, runtime, stop) = (pool.clone(), runtime.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(worker::run(
+                worker_config,
+                pool,
+                runtime,
+                stop,
+            )));
+        }
+        let (pool, stop) = (pool.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(maintenance::run(
+            config.maintenance,
+            pool,
+            stop,
+        )));
+
+        Ok(Self {
+            addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The API's base URL, when it runs one.
+    pub fn url(&self) -> Option<String> {
+        self.addr.map(|addr| format!("http://{addr}"))
+    }
+
+    /// Stops accepting work, drains running attempts and waits for every
+    /// task to end.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "server task failed");
+            }
+        }
+    }
+}

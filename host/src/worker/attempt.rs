@@ -1,0 +1,185 @@
+//! One attempt: load the component, run it, decide what to record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::completer::{Completion, Sender};
+use super::inflight::{Stop, StopReason};
+use super::{HOST_FAULT_DELAY, Shared};
+use crate::queue::{self, AttemptError, Claimed, FailAction, Finish};
+use crate::runtime::{self, Attempt, Blame, Limits, Outcome};
+use crate::telemetry::error_chain;
+
+/// Runs `job`'s attempt and hands its outcome to the completer. Holds
+/// `permit` (an attempt slot) while the guest runs.
+pub async fn run(
+    shared: Arc<Shared>,
+    job: Claimed,
+    completions: Sender,
+    permit: OwnedSemaphorePermit,
+) {
+    let span = tracing::info_span!(
+        "attempt",
+        job_id = %job.id,
+        kind = %job.kind,
+        tenant = %job.tenant,
+        queue = %job.queue,
+        attempt = job.attempt,
+        max_attempts = job.max_attempts,
+    );
+    async move {
+        let stop = shared
+            .inflight
+            .stop_signal(job.seq, job.attempt)
+            .expect("the claim registered the attempt");
+        let outcome = execute(&shared, &job, &stop).await;
+        drop(permit);
+        shared.wake.notify_one();
+
+        let completion = decide(&shared, &job, outcome, stop.reason());
+        if completions.send(completion).await.is_err() {
+            tracing::error!("completer is gone; the outcome is lost and the job will be rescued");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn execute(shared: &Shared, job: &Claimed, stop: &Stop) -> Outcome {
+    let Some(digest) = &job.digest else {
+        return Outcome::Failed {
+            action: FailAction::Discard,
+            message: format!("kind {:?} has no deployed module", job.kind),
+            blame: Blame::Host,
+            log: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+    };
+    let load = async {
+        match queue::module_bytes(&shared.pool, digest).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err("no module with this digest is stored".to_string()),
+            Err(e) => Err(error_chain(&e)),
+        }
+    };
+    let prepared = match shared.runtime.prepare(digest, load).await {
+        Ok(prepared) => prepared,
+        Err(e) => return Outcome::host_fault(format!("load module {digest}: {e}")),
+    };
+
+    let limits = Limits {
+        timeout: job.timeout_ms.map_or(runtime::DEFAULT_TIMEOUT, |ms| {
+            Duration::from_millis(ms.unsigned_abs().into())
+        }),
+        memory_bytes: job
+            .memory_limit_bytes
+            .map_or(runtime::DEFAULT_MEMORY_LIMIT_BYTES, |b| b.unsigned_abs()),
+        allowed_hosts: job.allowed_hosts.clone().unwrap_or_default(),
+    };
+    let attempt = Attempt {
+        id: &job.id,
+        kind: &job.kind,
+        queue: &job.queue,
+        tenant: &job.tenant,
+        attempt: job.attempt.unsigned_abs(),
+        max_attempts: job.max_attempts.unsigned_abs(),
+        params: &job.params,
+        limits,
+    };
+    shared.runtime.run(&prepared, attempt, stop.token()).await
+}
+
+/// Turns an outcome into what the completer writes, and logs it.
+fn decide(
+    shared: &Shared,
+    job: &Claimed,
+    outcome: Outcome,
+    stopped: Option<StopReason>,
+) -> Completion {
+    let (seq, attempt) = (job.seq, job.attempt);
+    match (outcome, stopped) {
+        (_, Some(StopReason::LeaseLost)) => {
+            tracing::warn!(
+                outcome = "lease_lost",
+                "attempt stopped: its job is no longer ours"
+            );
+            Completion::Forget { seq, attempt }
+        }
+        (
+            Outcome::Failed {
+                action: FailAction::Cancel,
+                ..
+            },
+            Some(StopReason::Shutdown),
+        ) => {
+            tracing::info!(
+                outcome = "handed_back",
+                "attempt interrupted by shutdown; job handed back"
+            );
+            Completion::Release {
+                seq,
+                attempt,
+                delay: Duration::ZERO,
+            }
+        }
+        (
+            Outcome::Completed {
+                result, elapsed, ..
+            },
+            _,
+        ) => {
+            tracing::info!(
+                outcome = "completed",
+                elapsed_ms = elapsed.as_millis() as u64,
+                "attempt completed"
+            );
+            Completion::Finish(Finish::completed(seq, attempt, result))
+        }
+        (
+            Outcome::Failed {
+                message,
+                blame: Blame::Host,
+                ..
+            },
+            _,
+        ) => {
+            tracing::error!(
+                outcome = "host_fault",
+                blame = Blame::Host.as_str(),
+                error = %message,
+                "attempt could not run; job handed back"
+            );
+            Completion::Release {
+                seq,
+                attempt,
+                delay: HOST_FAULT_DELAY,
+            }
+        }
+        (
+            Outcome::Failed {
+                action,
+                message,
+                log,
+                elapsed,
+                ..
+            },
+            _,
+        ) => {
+            let error = AttemptError::now(attempt, message, log);
+            let finish =
+                Finish::failed(seq, job.max_attempts, action, &error, &shared.config.retry);
+            tracing::info!(
+                outcome = %finish.state,
+                blame = Blame::Guest.as_str(),
+                error = %error.error,
+                elapsed_ms = elapsed.as_millis() as u64,
+                retry_in_secs = finish.retry_in_secs,
+                "attempt failed"
+            );
+            Completion::Finish(finish)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Writes attempt outcomes in batches.
+//!
+//! Attempts hand their outcome over a channel; the completer writes
+//! whatever has queued up in one statement, so that batches grow with the
+//! load while a lone outcome is written at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use crate::queue::{self, AttemptError, Finish, RetryPolicy};
+use crate::runtime::clean_message;
+use crate::telemetry::error_chain;
+
+/// Outcomes written per statement at most.
+const MAX_BATCH: usize = 500;
+/// Outcomes waiting to be written before attempts wait to hand theirs over.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// What to record for an attempt.
+#[derive(Debug)]
+pub enum Completion {
+    /// Record the attempt's end.
+    Finish(Finish),
+    /// Hand the job back uncharged, to run again after `delay`.
+    Release {
+        seq: i64,
+        attempt: i32,
+        delay: Duration,
+    },
+    /// Write nothing: the job is no longer this attempt's.
+    Forget { seq: i64, attempt: i32 },
+}
+
+impl Completion {
+    fn key(&self) -> (i64, i32) {
+        match self {
+            Self::Finish(f) => (f.seq, f.attempt),
+            Self::Release { seq, attempt, .. } | Self::Forget { seq, attempt } => (*seq, *attempt),
+        }
+    }
+}
+
+pub type Sender = mpsc::Sender<Completion>;
+
+/// Starts the completer. It stops once every sender is dropped and what
+/// they sent is written.
+pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
+    let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let task = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            write(&shared, &batch).await;
+            for completion in batch.drain(..) {
+                let (seq, attempt) = completion.key();
+                shared.inflight.remove(seq, attempt);
+            }
+        }
+    });
+    (sender, task)
+}
+
+async fn write(shared: &Shared, batch: &[Completion]) {
+    let finishes: Vec<Finish> = batch
+        .iter()
+        .filter_map(|c| match c {
+            Completion::Finish(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    if !finishes.is_empty() {
+        finish_all(shared, &finishes).await;
+    }
+
+    for completion in batch {
+        if let Completion::Release {
+            seq,
+            attempt,
+            delay,
+        } = completion
+        {
+            let release = || queue::job_release(&shared.pool, *seq, *attempt, *delay);
+            if let Err(e) = retrying(shared, "hand job back", release).await {
+                tracing::warn!(seq, attempt, error = %error_chain(&e), "could not hand job back; it will be rescued");
+            }
+        }
+    }
+}
+
+/// Writes `finishes` in one statement. If the database refuses the data
+/// (a row it cannot store), writes them one by one, and records a row that
+/// still fails as discarded with the reason.
+async fn finish_all(shared: &Shared, finishes: &[Finish]) {
+    match retrying(shared, "record outcomes", || {
+        queue::job_finish_many(&shared.pool, finishes)
+    })
+    .await
+    {
+        Ok(_) => return,
+        Err(e) if !is_data_error(&e) => {
+            tracing::warn!(
+                count = finishes.len(),
+                error = %error_chain(&e),
+                "could not record outcomes; their jobs will be rescued"
+            );
+            return;
+        }
+        Err(_) => {}
+    }
+
+    for finish in finishes {
+        let one = std::slice::from_ref(finish);
+        let Err(e) = queue::job_finish_many(&shared.pool, one).await else {
+            continue;
+        };
+        let error = AttemptError::now(
+            finish.attempt,
+            clean_message(&format!(
+                "could not store the attempt's outcome: {}",
+                error_chain(&e)
+            )),
+            Vec::new(),
+        );
+        let discard = Finish::failed(
+            finish.seq,
+            finish.attempt,
+            queue::FailAction::Discard,
+            &error,
+            &RetryPolicy::default(),
+        );
+        if let Err(e) = queue::job_finish_many(&shared.pool, &[discard]).await {
+            tracing::error!(seq = finish.seq, error = %error_chain(&e), "could not record a discarded outcome");
+        }
+    }
+}
+
+/// Runs `op` until it succeeds, fails on its data, or a lease period has
+/// passed (after which the jobs are rescued and the write would change
+/// nothing).
+async fn retrying<T, F, Fut>(shared: &Shared, what: &str, mut op: F) -> Result<T, queue::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, queue::Error>>,
+{
+    let started = Instant::now();
+    let backoff = RetryPolicy {
+        base: Duration::from_millis(50),
+        cap: Duration::from_secs(2),
+    };
+    let mut failures = 0;
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) if is_data_error(&e) || started.elapsed() > shared.config.lease => {
+                return Err(e);
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %error_chain(&e), failures, "{what} failed; retrying");
+                tokio::time::sleep(backoff.delay(failures)).await;
+            }
+        }
+    }
+}
+
+/// Whether the database refused the statement for its data (SQLSTATE
+/// classes 22, data exception, and 23, integrity constraint violation),
+/// which retrying cannot fix.
+fn is_data_error(error: &queue::Error) -> bool {
+    match error {
+        queue::Error::Database(sqlx::Error::Database(e)) => e
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        _ => false,
+    }
+}

@@ -1,0 +1,168 @@
+//! The attempts a worker holds, and the heartbeat that keeps their leases.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::queue;
+use crate::telemetry::error_chain;
+
+/// Why a running attempt is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An operator cancelled the job: record it as cancelled.
+    Cancelled,
+    /// The worker is shutting down: hand the job back uncharged.
+    Shutdown,
+    /// The lease was lost (the job was rescued or finished elsewhere):
+    /// write nothing, the job is no longer ours.
+    LeaseLost,
+}
+
+/// A stop signal for one attempt, with its reason.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    reason: Arc<OnceLock<StopReason>>,
+}
+
+impl Stop {
+    /// Stops the attempt; the first reason given wins.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    attempt: i32,
+    stop: Stop,
+}
+
+/// Attempts between claim and the write of their outcome, by job `seq`.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    entries: Mutex<HashMap<i64, Entry>>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn insert(&self, seq: i64, attempt: i32) {
+        self.lock().insert(
+            seq,
+            Entry {
+                attempt,
+                stop: Stop::default(),
+            },
+        );
+    }
+
+    /// The stop signal of an attempt, if it is held.
+    pub fn stop_signal(&self, seq: i64, attempt: i32) -> Option<Stop> {
+        self.lock()
+            .get(&seq)
+            .filter(|e| e.attempt == attempt)
+            .map(|e| e.stop.clone())
+    }
+
+    /// Forgets an attempt once its outcome is written.
+    pub fn remove(&self, seq: i64, attempt: i32) {
+        let mut entries = self.lock();
+        if entries.get(&seq).is_some_and(|e| e.attempt == attempt) {
+            entries.remove(&seq);
+        }
+    }
+
+    /// Stops the attempt of job `seq`, whatever its number.
+    pub fn stop(&self, seq: i64, reason: StopReason) -> bool {
+        match self.lock().get(&seq) {
+            Some(entry) => {
+                entry.stop.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every attempt; returns how many there were.
+    pub fn stop_all(&self, reason: StopReason) -> usize {
+        let entries = self.lock();
+        for entry in entries.values() {
+            entry.stop.stop(reason);
+        }
+        entries.len()
+    }
+
+    fn snapshot(&self) -> (Vec<i64>, Vec<i32>) {
+        self.lock().iter().map(|(seq, e)| (*seq, e.attempt)).unzip()
+    }
+}
+
+/// Renews the leases of held attempts every third of the lease, until
+/// `stop` is cancelled. An attempt whose job was asked to stop is
+/// cancelled; one whose lease is gone is stopped without writing.
+pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
+    let period = shared.config.lease / 3;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let (seqs, attempts) = shared.inflight.snapshot();
+        if seqs.is_empty() {
+            continue;
+        }
+
+        let held =
+            match queue::job_heartbeat(&shared.pool, &seqs, &attempts, shared.config.lease).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!(
+                        worker_id = %shared.config.worker_id,
+                        error = %error_chain(&e),
+                        "lease renewal failed; retrying"
+                    );
+                    continue;
+                }
+            };
+
+        let held_seqs: HashMap<i64, bool> =
+            held.iter().map(|h| (h.seq, h.cancel_requested)).collect();
+        for (seq, attempt) in seqs.into_iter().zip(attempts) {
+            // An outcome written since the snapshot also drops the row from
+            // the answer; only attempts still registered are stopped.
+            let Some(signal) = shared.inflight.stop_signal(seq, attempt) else {
+                continue;
+            };
+            match held_seqs.get(&seq) {
+                Some(true) => signal.stop(StopReason::Cancelled),
+                Some(false) => {}
+                None => {
+                    tracing::warn!(
+                        worker_id = %shared.config.worker_id,
+                        seq,
+                        attempt,
+                        "lease lost; stopping the attempt"
+                    );
+                    signal.stop(StopReason::LeaseLost);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The worker: claims jobs, runs them in the runtime, records outcomes.
+//!
+//! Tasks of one worker process:
+//!
+//! - the claim loop takes batches of available jobs while attempt slots
+//!   are free, and sleeps until woken by `NOTIFY` (new jobs, freed slots)
+//!   or the poll interval passes;
+//! - one task per attempt runs the component and hands its outcome to
+//! - the completer, which writes outcomes in batches;
+//! - the heartbeat renews the leases of running attempts, learns of cancel
+//!   requests, and stops attempts whose job was taken away;
+//! - the listener turns notifications into wake-ups and cancellations.
+//!
+//! On shutdown the worker stops claiming, lets running attempts finish for
+//! up to the drain timeout, then hands the rest back uncharged, flushes
+//! the completer and exits.
+
+mod attempt;
+mod completer;
+mod inflight;
+mod listener;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::queue::{self, RetryPolicy};
+use crate::runtime::Runtime;
+use crate::telemetry::error_chain;
+
+use inflight::InFlight;
+
+/// Attempts one worker runs at once unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How long a claim holds before maintenance may rescue the job.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks for jobs without being notified.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a stopping worker waits for running attempts.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Delay before a job handed back after a host fault may run again.
+const HOST_FAULT_DELAY: Duration = Duration::from_secs(5);
+/// Most jobs claimed in one statement.
+const MAX_CLAIM_BATCH: usize = 500;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this process in `worker_id` columns and logs.
+    pub worker_id: String,
+    /// Queues to claim from, in turn.
+    pub queues: Vec<String>,
+    /// Attempts running at once.
+    pub concurrency: usize,
+    /// Lease of a claim; renewed every third of it while the attempt runs.
+    pub lease: Duration,
+    /// How often an idle worker polls when no notification arrives.
+    pub poll_interval: Duration,
+    /// How long a stopping worker waits for running attempts before it
+    /// interrupts them and hands their jobs back.
+    pub drain_timeout: Duration,
+    /// Backoff between attempts.
+    pub retry: RetryPolicy,
+}
+
+impl WorkerConfig {
+    /// The defaults, with a fresh worker id.
+    pub fn new() -> Self {
+        Self {
+            worker_id: new_worker_id(),
+            queues: vec!["default".to_string()],
+            concurrency: DEFAULT_CONCURRENCY,
+            lease: DEFAULT_LEASE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in `jobs.worker_id`.
+fn new_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "worker".to_string());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..6])
+}
+
+/// What the worker's tasks share.
+struct Shared {
+    config: WorkerConfig,
+    pool: PgPool,
+    runtime: Arc<Runtime>,
+    inflight: InFlight,
+    /// Wakes the claim loop: a notification arrived or a slot was freed.
+    wake: Notify,
+    slots: Arc<Semaphore>,
+}
+
+/// Runs a worker until `shutdown` is cancelled, then drains it.
+pub async fn run(
+    config: WorkerConfig,
+    pool: PgPool,
+    runtime: Arc<Runtime>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let shared = Arc::new(Shared {
+        config,
+        pool,
+        runtime,
+        inflight: InFlight::default(),
+        wake: Notify::new(),
+        slots,
+    });
+    tracing::info!(
+        worker_id = %shared.config.worker_id,
+        queues = ?shared.config.queues,
+        concurrency = shared.config.concurrency,
+        "worker started"
+    );
+
+    let background = CancellationToken::new();
+    let (completions, completer) = completer::spawn(shared.clone());
+    let heartbeat = tokio::spawn(inflight::heartbeat(shared.clone(), background.clone()));
+    let listener = tokio::spawn(listener::run(shared.clone(), background.clone()));
+
+    let attempts = TaskTracker::new();
+    claim_loop(&shared, &attempts, &completions, &shutdown).await;
+
+    attempts.close();
+    if tokio::time::timeout(shared.config.drain_timeout, attempts.wait())
+        .await
+        .is_err()
+    {
+        let running = shared.inflight.stop_all(inflight::StopReason::Shutdown);
+        tracing::warn!(
+            worker_id = %shared.config.worker_id,
+            running,
+            "drain timeout passed; handing running jobs back"
+        );
+        attempts.wait().await;
+    }
+
+    drop(completions);
+    if let Err(e) = completer.await {
+        tracing::error!(error = %e, "completer task failed");
+    }
+    background.cancel();
+    let _ = tokio::join!(heartbeat, listener);
+    tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
+}
+
+async fn claim_loop(
+    shared: &Arc<Shared>,
+    attempts: &TaskTracker,
+    completions: &completer::Sender,
+    shutdown: &CancellationToken,
+) {
+    let mut failures: u32 = 0;
+    while !shutdown.is_cancelled() {
+        let mut claimed_any = false;
+        for queue in &shared.config.queues {
+            let free = shared.slots.available_permits().min(MAX_CLAIM_BATCH);
+            if free == 0 {
+                break;
+            }
+            match claim(shared, queue, free).await {
+                Ok(jobs) => {
+                    failures = 0;
+                    claimed_any |= !jobs.is_empty();
+                    for job in jobs {
+                        let permit = shared
+                            .slots
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("a slot was free when claiming");
+                        let task = attempt::run(shared.clone(), job, completions.clone(), permit);
+                        attempts.spawn(task);
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(
+                        worker_id = %shared.config.worker_id,
+                        queue,
+                        error = %error_chain(&e),
+                        "claim failed; retrying"
+                    );
+                }
+            }
+        }
+
+        // With every slot busy, wait for one to free up; with nothing
+        // claimed, wait for a notification or the poll interval; after a
+        // full batch, claim again at once.
+        let wait = if failures > 0 {
+            RetryPolicy {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(5),
+            }
+            .delay(failures)
+        } else if claimed_any && shared.slots.available_permits() > 0 {
+            continue;
+        } else {
+            shared.config.poll_interval
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn claim(
+    shared: &Shared,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<queue::Claimed>, queue::Error> {
+    let jobs = queue::job_claim(
+        &shared.pool,
+        queue,
+        limit as i64,
+        &shared.config.worker_id,
+        shared.config.lease,
+    )
+    .await?;
+    if !jobs.is_empty() {
+        tracing::debug!(worker_id = %shared.config.worker_id, queue, claimed = jobs.len(), "claimed jobs");
+    }
+    for job in &jobs {
+        shared.inflight.insert(job.seq, job.attempt);
+    }
+    Ok(jobs)
+}
