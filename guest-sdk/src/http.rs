@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::wit::wasi::http::outgoing_handler;
 use crate::wit::wasi::http::types::{
-    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use crate::wit::wasi::io::streams::StreamError;
 
@@ -156,16 +156,18 @@ impl Request {
         let _ = options.set_connect_timeout(Some(nanos));
         let _ = options.set_first_byte_timeout(Some(nanos));
 
-        let pending = outgoing_handler::handle(request, Some(options))
-            .map_err(|e| transport(&format!("{e:?}")))?;
-        write_body(body, &self.body)?;
+        let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
+        // If the host refused the request, writing fails too; the response
+        // says why, so it takes precedence over the write error.
+        let written = write_body(body, &self.body);
 
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(code))) => return Err(transport(&format!("{code:?}"))),
+            Some(Ok(Err(code))) => return Err(describe(&code)),
             Some(Err(())) | None => return Err(transport("response already taken")),
         };
+        written?;
 
         let status = response.status();
         let headers = response
@@ -217,6 +219,16 @@ impl Response {
 
 fn transport(message: &str) -> Error {
     Error::Transport(message.to_string())
+}
+
+fn describe(code: &ErrorCode) -> Error {
+    match code {
+        ErrorCode::HttpRequestDenied => transport(
+            "HttpRequestDenied: the host refused it; the module may only reach the hosts it \
+             was deployed with (--allow-host)",
+        ),
+        other => transport(&format!("{other:?}")),
+    }
 }
 
 fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), Error> {

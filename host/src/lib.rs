@@ -16,6 +16,7 @@
 //! - [`maintenance`]: the scheduler, the rescuer and the cleaner.
 //! - [`api`]: the HTTP API.
 //! - [`client`]: a typed client of the HTTP API, used by the CLI.
+//! - [`guests`]: building the examples and test guests from source.
 //! - [`server`]: `spool serve` and `spool worker` put together.
 //! - [`cli`]: the `spool` command line.
 //!
@@ -28,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod database;
+pub mod guests;
 pub mod maintenance;
 pub mod queue;
 pub mod runtime;

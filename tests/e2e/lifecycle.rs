@@ -1,0 +1,234 @@
+//! A job's way from enqueue to a terminal state, through the worker.
+
+use std::time::Duration;
+
+use chrono::{SubsecRound, Utc};
+use serde_json::json;
+use spool::api::types::EnqueueRequest;
+use spool::queue::JobState;
+
+use crate::support::{Harness, echo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_job_runs_and_stores_its_result() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+
+    let enqueued = spool.probe("echo-1", echo(json!({"n": 7}))).await;
+    let job = spool.wait_for_state("echo-1", JobState::Completed).await;
+
+    assert_eq!(enqueued.id, "echo-1");
+    assert_eq!(job.result, Some(json!({"value": {"n": 7}, "attempt": 1})));
+    assert_eq!(job.attempt, 1);
+    assert!(job.errors.is_empty());
+    let attempted = job.attempted_at.expect("attempted_at is set");
+    let finalized = job.finalized_at.expect("finalized_at is set");
+    assert!(job.created_at <= attempted && attempted <= finalized);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_ids_are_returned_and_accepted() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+
+    let request = EnqueueRequest {
+        kind: "probe".into(),
+        params: echo(json!(1)),
+        ..Default::default()
+    };
+    let first = spool.enqueue(request.clone()).await;
+    let second = spool.enqueue(request).await;
+
+    assert_ne!(
+        first.id, second.id,
+        "each enqueue without job_id makes a new job"
+    );
+    assert!(uuid::Uuid::parse_str(&first.id).is_ok(), "{}", first.id);
+    spool.wait_for_state(&first.id, JobState::Completed).await;
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_run_at_is_scheduled_and_runs_after_not_before() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let run_at = Utc::now() + chrono::Duration::milliseconds(1500);
+
+    let enqueued = spool
+        .enqueue(EnqueueRequest {
+            kind: "probe".into(),
+            params: echo(json!("later")),
+            job_id: Some("later".into()),
+            run_at: Some(run_at.to_rfc3339()),
+            ..Default::default()
+        })
+        .await;
+    let job = spool.wait_for_state("later", JobState::Completed).await;
+
+    assert_eq!(enqueued.state, JobState::Scheduled);
+    assert_eq!(enqueued.run_at, run_at.trunc_subsecs(6));
+    assert!(
+        job.attempted_at.unwrap() >= run_at,
+        "ran at {:?}, before {run_at}",
+        job.attempted_at
+    );
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_schedules_from_the_database_clock() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+
+    let enqueued = spool
+        .enqueue(EnqueueRequest {
+            kind: "probe".into(),
+            params: echo(json!("delayed")),
+            job_id: Some("delayed".into()),
+            delay: Some(json!("1s")),
+            ..Default::default()
+        })
+        .await;
+    let job = spool.wait_for_state("delayed", JobState::Completed).await;
+
+    assert_eq!(enqueued.state, JobState::Scheduled);
+    assert_eq!(
+        enqueued.run_at - enqueued.created_at,
+        chrono::Duration::seconds(1)
+    );
+    assert!(job.attempted_at.unwrap() >= enqueued.run_at);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retry_with_backoff_until_attempts_run_out() {
+    let spool = Harness::start_with(|config| {
+        let retry = spool::queue::RetryPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        config.worker.as_mut().unwrap().retry = retry;
+    })
+    .await;
+    spool.deploy_probe(&[]).await;
+
+    spool
+        .enqueue(EnqueueRequest {
+            kind: "probe".into(),
+            params: json!({"do": "error", "outcome": "retry", "message": "try again"}),
+            job_id: Some("flaky".into()),
+            max_attempts: Some(2),
+            ..Default::default()
+        })
+        .await;
+    let waiting = spool.wait_for_state("flaky", JobState::Retryable).await;
+    let discarded = spool.wait_for_state("flaky", JobState::Discarded).await;
+
+    // After attempt 1 the backoff is the base, 1s, moved by at most 20%.
+    let failed_at = waiting.errors[0].at;
+    let backoff = (waiting.run_at - failed_at).to_std().unwrap();
+    assert!(
+        backoff >= Duration::from_millis(750) && backoff <= Duration::from_millis(1250),
+        "backoff {backoff:?}"
+    );
+    assert_eq!(waiting.attempt, 1);
+    assert!(discarded.attempted_at.unwrap() >= waiting.run_at);
+    assert_eq!(discarded.attempt, 2);
+    let errors: Vec<_> = discarded
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(errors, [(1, "try again"), (2, "try again")]);
+    assert!(discarded.finalized_at.is_some());
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_failure_can_succeed_later() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+
+    spool
+        .probe("third-time", json!({"do": "fail_until", "attempt": 3}))
+        .await;
+    let job = spool
+        .wait_for_state("third-time", JobState::Completed)
+        .await;
+
+    assert_eq!(job.attempt, 3);
+    assert_eq!(job.result, Some(json!({"attempt": 3})));
+    let attempts: Vec<i32> = job.errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2]);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_errors_choose_the_outcome() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let error = |outcome: &str, seconds: u32| json!({"do": "error", "outcome": outcome, "message": format!("{outcome} please"), "seconds": seconds});
+
+    spool.probe("fail", error("fail", 0)).await;
+    spool.probe("cancel", error("cancel", 0)).await;
+    spool.probe("retry-after", error("retry_after", 3600)).await;
+
+    let failed = spool.wait_for_state("fail", JobState::Discarded).await;
+    let cancelled = spool.wait_for_state("cancel", JobState::Cancelled).await;
+    let snoozed = spool
+        .wait_for_state("retry-after", JobState::Retryable)
+        .await;
+
+    assert_eq!(
+        (failed.attempt, failed.errors[0].error.as_str()),
+        (1, "fail please")
+    );
+    assert_eq!(
+        (cancelled.attempt, cancelled.errors[0].error.as_str()),
+        (1, "cancel please")
+    );
+    assert!(cancelled.finalized_at.is_some());
+    let wait = snoozed.run_at - snoozed.errors[0].at;
+    assert!((wait.num_seconds() - 3600).abs() <= 1, "retry after {wait}");
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_and_timeouts_are_failed_attempts_with_a_reason() {
+    let spool = Harness::start().await;
+    spool
+        .deploy(
+            "probe",
+            "probe",
+            spool::client::DeployOptions {
+                max_attempts: Some(1),
+                timeout: Some(Duration::from_millis(500)),
+                memory_limit_mib: Some(32),
+                ..Default::default()
+            },
+        )
+        .await;
+
+    spool
+        .probe("panic", json!({"do": "panic", "message": "boom"}))
+        .await;
+    spool.probe("spin", json!({"do": "spin"})).await;
+    spool
+        .probe("alloc", json!({"do": "alloc", "mib": 64}))
+        .await;
+    spool.probe("fine", echo(json!("still here"))).await;
+
+    let reason = |job: spool::api::types::JobView| job.errors[0].error.clone();
+    let panic = reason(spool.wait_for_state("panic", JobState::Discarded).await);
+    let spin = reason(spool.wait_for_state("spin", JobState::Discarded).await);
+    let alloc = reason(spool.wait_for_state("alloc", JobState::Discarded).await);
+    let fine = spool.wait_for_state("fine", JobState::Completed).await;
+
+    assert!(panic.starts_with("guest panicked: boom"), "{panic}");
+    assert!(spin.starts_with("timed out"), "{spin}");
+    assert!(alloc.starts_with("memory limit exceeded"), "{alloc}");
+    assert!(alloc.contains("allows 32 MiB"), "{alloc}");
+    assert_eq!(fine.result.unwrap()["value"], "still here");
+    spool.stop().await;
+}
