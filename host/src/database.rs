@@ -60,10 +60,16 @@ impl Target {
                 options: PgConnectOptions::from_str(url).map_err(Error::InvalidUrl)?,
                 create_if_missing: false,
             }),
-            None => Ok(Self {
-                options: PgConnectOptions::new().database(DEFAULT_DATABASE),
-                create_if_missing: true,
-            }),
+            None => Ok(Self::local(DEFAULT_DATABASE)),
+        }
+    }
+
+    /// Database `name` on the local server (Unix socket when there is one,
+    /// as the current user; `PG*` variables apply), created when missing.
+    pub fn local(name: &str) -> Self {
+        Self {
+            options: PgConnectOptions::new().database(name),
+            create_if_missing: true,
         }
     }
 

@@ -6,5 +6,6 @@
 
 mod support;
 
+mod database;
 mod lifecycle;
 mod outbound;

@@ -140,6 +140,7 @@ fn decide(
         }
         (
             Outcome::Failed {
+                action: FailAction::Retry,
                 message,
                 blame: Blame::Host,
                 ..
@@ -164,7 +165,7 @@ fn decide(
                 message,
                 log,
                 elapsed,
-                ..
+                blame,
             },
             _,
         ) => {
@@ -173,7 +174,7 @@ fn decide(
                 Finish::failed(seq, job.max_attempts, action, &error, &shared.config.retry);
             tracing::info!(
                 outcome = %finish.state,
-                blame = Blame::Guest.as_str(),
+                blame = blame.as_str(),
                 error = %error.error,
                 elapsed_ms = elapsed.as_millis() as u64,
                 retry_in_secs = finish.retry_in_secs,

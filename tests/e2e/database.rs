@@ -1,0 +1,59 @@
+//! Creating and migrating the database.
+
+use spool::database::{self, Target};
+use sqlx::Connection;
+
+#[tokio::test]
+async fn a_missing_local_database_is_created_and_migrated() {
+    let name = format!(
+        "spool_test_create_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let target = Target::local(&name);
+
+    let pool = target.open(2).await.expect("create and migrate");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables where table_schema = 'spool' \
+         order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let reopened = target.open(2).await.expect("open an existing database");
+    reopened.close().await;
+    pool.close().await;
+
+    let mut admin = database::connect_admin(target.options()).await.unwrap();
+    let drop = format!(
+        "drop database {} with (force)",
+        database::quote_identifier(&name)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    assert_eq!(
+        tables,
+        [
+            "_sqlx_migrations",
+            "config",
+            "jobs",
+            "module_blobs",
+            "modules"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_database_named_by_url_is_an_error() {
+    let url = "postgres:///spool_test_no_such_database";
+
+    let error = Target::new(Some(url)).unwrap().open(1).await.unwrap_err();
+
+    let message = format!("{error}");
+    assert_eq!(
+        message,
+        "connect to database \"spool_test_no_such_database\""
+    );
+}
