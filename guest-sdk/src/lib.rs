@@ -89,6 +89,8 @@ extern crate self as spool_sdk;
 
 pub mod config;
 pub mod http;
+pub mod jobs;
+pub mod kv;
 pub mod log;
 
 use std::fmt;

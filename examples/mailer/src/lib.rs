@@ -1,5 +1,7 @@
 //! Mail for the example jobs: address checks and delivery to the tenant's
 //! mail endpoint (config entry `mail_url`), which accepts a JSON message.
+//! When the tenant set the secret `mail_api_key`, it is sent as a bearer
+//! token.
 
 use serde::Serialize;
 use spool_sdk::http::Request;
@@ -45,8 +47,11 @@ pub fn check_address(field: &str, value: &str) -> Result<(), Error> {
 /// success is retried.
 pub fn send(job: &Job, message: &Message<'_>) -> Result<u16, Error> {
     let url = config::require("mail_url")?;
-    let response = Request::post(url)
-        .header("idempotency-key", &job.id)
+    let mut request = Request::post(url).header("idempotency-key", &job.id);
+    if let Some(key) = config::secret("mail_api_key") {
+        request = request.header("authorization", &format!("Bearer {key}"));
+    }
+    let response = request
         .json(message)
         .map_err(|e| Error::fail(format!("encode message: {e}")))?
         .send()?;

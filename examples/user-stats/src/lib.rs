@@ -1,5 +1,8 @@
 //! `user-stats`: aggregates a user's activity, enqueued when the user
-//! likes, comments on or shares a post.
+//! likes, comments on or shares a post. The aggregate is also kept in the
+//! tenant's key-value store under `user-stats:<user_id>`, and the number of
+//! updates under `user-stats:<user_id>:updates` (a counter: a job that runs
+//! twice counts twice, which is fine for a statistic).
 //!
 //! Params: `{"user_id": 42, "events": [{"type": "like", "post_id": 7,
 //! "at": "2026-12-01T10:00:00Z"}]}`.
@@ -10,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use spool_sdk::Error;
+use spool_sdk::{Error, kv};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +51,8 @@ struct Stats {
     top_post: Option<u64>,
     first_at: Option<String>,
     last_at: Option<String>,
+    /// How many updates of this user's statistics ran, this one included.
+    updates: i64,
 }
 
 #[spool_sdk::job]
@@ -87,6 +92,9 @@ fn user_stats(params: Params) -> Result<Stats, Error> {
     stats.first_at = params.events.iter().map(|e| e.at.clone()).min();
     stats.last_at = params.events.iter().map(|e| e.at.clone()).max();
 
+    let key = format!("user-stats:{}", params.user_id);
+    stats.updates = kv::increment(&format!("{key}:updates"), 1)?;
+    kv::set(&key, &serde_json::to_string(&stats)?)?;
     Ok(stats)
 }
 

@@ -67,6 +67,12 @@ impl Error {
     }
 }
 
+impl From<queue::rules::Invalid> for Error {
+    fn from(invalid: queue::rules::Invalid) -> Self {
+        Self::Invalid { field: Some(invalid.field), message: invalid.message }
+    }
+}
+
 impl From<queue::Error> for Error {
     fn from(error: queue::Error) -> Self {
         match error {

@@ -1,6 +1,6 @@
-//! Reading and checking what callers send: bodies with a size limit, JSON
-//! and query strings decoded with the path of a bad field, and the rules
-//! for names, ids and durations.
+//! Reading what callers send: bodies with a size limit, JSON and query
+//! strings decoded with the path of a bad field, timestamps and durations.
+//! The rules for a job's own fields are in [`crate::queue::rules`].
 
 use std::time::Duration;
 
@@ -13,8 +13,6 @@ use super::error::{Error, Result};
 
 /// Largest JSON body.
 pub const MAX_JSON_BODY: usize = 2 << 20;
-/// Largest params, in bytes of JSON.
-pub const MAX_PARAMS_BYTES: usize = 1 << 20;
 /// Largest component upload.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Longest delay or age accepted: ten years.
@@ -67,98 +65,6 @@ fn path_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Err
             message: format!("{path}: {message}"),
             field: Some(path),
         }
-    }
-}
-
-/// A kind: 1 to 128 of `A-Z a-z 0-9 _ . : -`, starting with a letter or
-/// digit (`user:send-email`).
-pub fn check_kind(field: &str, kind: &str) -> Result<()> {
-    check_name(field, kind, 128, &['_', '.', ':', '-'])
-}
-
-/// A queue: 1 to 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
-pub fn check_queue(field: &str, queue: &str) -> Result<()> {
-    check_name(field, queue, 64, &['_', '.', '-'])
-}
-
-fn check_name(field: &str, value: &str, max: usize, punctuation: &[char]) -> Result<()> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || punctuation.contains(&c);
-    let starts_well = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    if value.is_empty() || value.len() > max || !starts_well || !value.chars().all(allowed) {
-        let punctuation: String = punctuation.iter().collect();
-        return Err(Error::invalid(
-            field,
-            format!(
-                "{field}: {value:?} is not valid; use 1 to {max} letters, digits or any of \
-                 {punctuation:?}, starting with a letter or digit"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A job id: 1 to 255 characters, no control characters, no leading or
-/// trailing whitespace.
-pub fn check_job_id(field: &str, id: &str) -> Result<()> {
-    let problem = if id.is_empty() {
-        Some("must not be empty")
-    } else if id.chars().count() > 255 {
-        Some("must be at most 255 characters")
-    } else if id.chars().any(char::is_control) {
-        Some("must not contain control characters")
-    } else if id.trim() != id {
-        Some("must not start or end with whitespace")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(Error::invalid(field, format!("{field}: {problem}"))),
-        None => Ok(()),
-    }
-}
-
-/// Params: any JSON value, at most [`MAX_PARAMS_BYTES`], without `\u0000`
-/// (PostgreSQL's jsonb cannot store it).
-pub fn check_params(params: &Value) -> Result<()> {
-    if let Some(path) = nul_path(params, "params") {
-        return Err(Error::invalid(
-            &path,
-            format!(
-                "{path}: contains \\u0000, which cannot be stored; remove it or encode the data"
-            ),
-        ));
-    }
-    let size = serde_json::to_vec(params)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > MAX_PARAMS_BYTES {
-        return Err(Error::invalid(
-            "params",
-            format!("params: {size} bytes of JSON, the limit is {MAX_PARAMS_BYTES}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The path of the first string (key or value) holding a NUL.
-fn nul_path(value: &Value, path: &str) -> Option<String> {
-    match value {
-        Value::String(s) if s.contains('\0') => Some(path.to_string()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
-        Value::Object(map) => map.iter().find_map(|(key, item)| {
-            if key.contains('\0') {
-                Some(path.to_string())
-            } else {
-                nul_path(item, &format!("{path}.{key}"))
-            }
-        }),
-        _ => None,
     }
 }
 
@@ -240,48 +146,6 @@ mod tests {
         match result {
             Err(Error::Invalid { message, .. }) => message,
             other => panic!("expected an invalid-request error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn kinds_are_checked() {
-        assert!(check_kind("kind", "user:send-email").is_ok());
-        assert!(check_kind("kind", "a.b_c-1").is_ok());
-        for bad in ["", ":x", "has space", "ü", &"k".repeat(129)] {
-            assert!(
-                message(check_kind("kind", bad)).starts_with("kind: "),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn job_ids_are_checked() {
-        assert!(check_job_id("job_id", "send-email:ada@example.com").is_ok());
-        assert_eq!(
-            message(check_job_id("job_id", "")),
-            "job_id: must not be empty"
-        );
-        assert_eq!(
-            message(check_job_id("job_id", "a\nb")),
-            "job_id: must not contain control characters"
-        );
-        assert_eq!(
-            message(check_job_id("job_id", " a")),
-            "job_id: must not start or end with whitespace"
-        );
-    }
-
-    #[test]
-    fn nul_in_params_is_refused_with_its_path() {
-        assert!(check_params(&json!({"a": [1, "ok"]})).is_ok());
-        let error = check_params(&json!({"user": {"names": ["ok", "a\u{0}b"]}})).unwrap_err();
-        match error {
-            Error::Invalid { field, message } => {
-                assert_eq!(field.as_deref(), Some("params.user.names[1]"));
-                assert!(message.contains("\\u0000"), "{message}");
-            }
-            other => panic!("{other:?}"),
         }
     }
 

@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::{Error, Result};
 use super::input::{self, MAX_JSON_BODY};
 use super::types::{EnqueueRequest, JobPage, JobView, PruneReport};
-use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob};
+use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob, rules};
 
 /// Jobs per page unless asked otherwise, and at most.
 const DEFAULT_PAGE: i64 = 50;
@@ -48,40 +48,19 @@ pub async fn job_create(State(state): State<AppState>, body: Body) -> Result<Res
 
 /// Checks an enqueue request field by field.
 fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
-    input::check_kind("kind", &request.kind)?;
-    input::check_params(&request.params)?;
+    rules::check_kind("kind", &request.kind)?;
+    rules::check_params("params", &request.params)?;
     if let Some(id) = &request.job_id {
-        input::check_job_id("job_id", id)?;
+        rules::check_job_id("job_id", id)?;
     }
     let queue = request.queue.unwrap_or_else(|| "default".to_string());
-    input::check_queue("queue", &queue)?;
-
-    let priority = match request.priority {
-        None => 0,
-        Some(p @ 0..=9) => p as i16,
-        Some(p) => {
-            return Err(Error::invalid(
-                "priority",
-                format!("priority: {p} is not between 0 and 9"),
-            ));
-        }
-    };
-    let max_attempts = match request.max_attempts {
-        None => None,
-        Some(n @ 1..=1000) => Some(n as i32),
-        Some(n) => {
-            return Err(Error::invalid(
-                "max_attempts",
-                format!("max_attempts: {n} is not between 1 and 1000"),
-            ));
-        }
-    };
+    rules::check_queue("queue", &queue)?;
+    let priority = request.priority.map(|p| rules::check_priority("priority", p)).transpose()?;
+    let max_attempts =
+        request.max_attempts.map(|n| rules::check_max_attempts("max_attempts", n)).transpose()?;
     let (run_at, delay_secs) = match (&request.run_at, &request.delay) {
         (Some(_), Some(_)) => {
-            return Err(Error::invalid(
-                "run_at",
-                "run_at and delay: give one or the other, not both",
-            ));
+            return Err(Error::invalid("run_at", "run_at and delay: give one or the other, not both"));
         }
         (Some(run_at), None) => (Some(input::parse_timestamp("run_at", run_at)?), 0.0),
         (None, Some(delay)) => (None, input::parse_duration("delay", delay)?.as_secs_f64()),
@@ -96,7 +75,7 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
         run_at,
         delay_secs,
         queue,
-        priority,
+        priority: priority.unwrap_or(0),
         max_attempts,
     })
 }
@@ -126,7 +105,7 @@ pub async fn job_list(
 ) -> Result<Json<JobPage>> {
     let query: ListQuery = input::parse_query(query.as_deref())?;
     if let Some(kind) = &query.kind {
-        input::check_kind("kind", kind)?;
+        rules::check_kind("kind", kind)?;
     }
     let limit = match query.limit {
         None => DEFAULT_PAGE,

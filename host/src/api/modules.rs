@@ -14,7 +14,7 @@ use super::AppState;
 use super::error::{Error, Result};
 use super::input::{self, MAX_COMPONENT_BYTES};
 use super::types::{ModuleList, ModuleView};
-use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions};
+use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions, rules};
 use crate::runtime::{self, Runtime};
 
 /// Longest attempt timeout a module may set: a day.
@@ -41,7 +41,7 @@ pub async fn module_deploy(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response> {
-    input::check_kind("kind", &kind)?;
+    rules::check_kind("kind", &kind)?;
     let options = deploy_options(input::parse_query(query.as_deref())?)?;
     let bytes = input::read_body(body, MAX_COMPONENT_BYTES).await?;
     if bytes.is_empty() {

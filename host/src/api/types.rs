@@ -30,6 +30,8 @@ pub struct JobView {
     pub cancel_requested_at: Option<DateTime<Utc>>,
     /// What the job returned, once completed.
     pub result: Option<Value>,
+    /// The progress the job last reported: `{"percent", "message", "at"}`.
+    pub progress: Option<Value>,
     /// One entry per failed attempt, oldest first.
     pub errors: Vec<AttemptError>,
 }
@@ -54,6 +56,7 @@ impl TryFrom<Job> for JobView {
             finalized_at: job.finalized_at,
             cancel_requested_at: job.cancel_requested_at,
             result: job.result,
+            progress: job.progress,
         })
     }
 }

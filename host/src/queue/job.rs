@@ -102,6 +102,7 @@ pub struct Job {
     pub worker_id: Option<String>,
     pub leased_until: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub progress: Option<Value>,
 }
 
 impl Job {

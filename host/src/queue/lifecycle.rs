@@ -119,6 +119,34 @@ pub async fn job_heartbeat(
     Ok(held)
 }
 
+/// Records a running attempt's progress and renews its lease. Returns
+/// whether the attempt still holds its job.
+pub async fn job_progress(
+    db: impl PgExecutor<'_>,
+    seq: i64,
+    attempt: i32,
+    percent: i16,
+    message: &str,
+    lease: Duration,
+) -> Result<bool> {
+    let updated = sqlx::query!(
+        r#"
+        update spool.jobs
+        set progress = jsonb_build_object('percent', $3::smallint, 'message', $4::text, 'at', now()),
+            leased_until = greatest(leased_until, now() + make_interval(secs => $5))
+        where seq = $1 and attempt = $2 and state = 'running'
+        "#,
+        seq,
+        attempt,
+        percent,
+        message,
+        lease.as_secs_f64(),
+    )
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// How to record the end of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {

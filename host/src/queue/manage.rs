@@ -139,6 +139,7 @@ pub async fn job_retry(conn: &mut PgConnection, tenant: &str, id: &str) -> Resul
             run_at = now(),
             finalized_at = null,
             cancel_requested_at = null,
+            progress = null,
             max_attempts = greatest(max_attempts, attempt + 1)
         where tenant = $1 and id = $2 and state in ('retryable', 'discarded', 'cancelled')
         returning *

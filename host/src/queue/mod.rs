@@ -13,17 +13,20 @@
 mod config;
 mod enqueue;
 mod job;
+mod kv;
 mod lifecycle;
 mod manage;
 mod module;
 mod retry;
+pub mod rules;
 
 pub use config::{ConfigEntry, config_delete, config_get, config_list, config_set};
 pub use enqueue::{Inserted, NewJob, job_insert};
 pub use job::{AttemptError, Job, JobState};
+pub use kv::{kv_delete, kv_get, kv_increment, kv_set};
 pub use lifecycle::{
     Claimed, Expired, Finish, Heartbeat, job_claim, job_finish_many, job_heartbeat,
-    job_next_due_in, job_promote_due, job_release, job_rescue_expired,
+    job_next_due_in, job_progress, job_promote_due, job_release, job_rescue_expired,
 };
 pub use manage::{CancelOutcome, JobFilter, job_cancel, job_get, job_list, job_prune, job_retry};
 pub use module::{Module, ModuleOptions, module_bytes, module_head, module_insert, module_list};

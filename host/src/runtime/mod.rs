@@ -15,6 +15,7 @@ mod host;
 mod limits;
 mod outcome;
 mod state;
+mod stdio;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,8 @@ pub struct Limits {
 /// One attempt to run.
 #[derive(Debug, Clone)]
 pub struct Attempt<'a> {
+    /// The job's row, for imports that write to it (progress).
+    pub seq: i64,
     pub id: &'a str,
     pub kind: &'a str,
     pub queue: &'a str,
@@ -115,6 +118,8 @@ pub struct Attempt<'a> {
     pub max_attempts: u32,
     pub params: &'a str,
     pub limits: Limits,
+    /// The worker's lease, which progress reports renew.
+    pub lease: Duration,
 }
 
 /// The engine, its linker and the component cache. One per process.
@@ -153,6 +158,8 @@ impl Runtime {
         bindings::spool::job::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::spool::job::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         bindings::spool::job::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::spool::job::kv::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::spool::job::jobs::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
 
         Ok(Self {
             engine,
@@ -238,6 +245,7 @@ impl Runtime {
             }
         };
 
+        let outcome = outcome.redacted(|text| state.redact(text));
         outcome.with_log(state.into_log(), started.elapsed())
     }
 

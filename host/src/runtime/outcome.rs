@@ -144,6 +144,16 @@ impl Outcome {
         Self::failed(FailAction::Retry, Blame::Guest, message)
     }
 
+    /// Passes the failure message through `redact`.
+    pub(super) fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::Failed { action, message, blame, log, elapsed } => {
+                Self::Failed { action, message: redact(&message), blame, log, elapsed }
+            }
+            completed => completed,
+        }
+    }
+
     /// Attaches the attempt's log lines and duration.
     pub(super) fn with_log(mut self, lines: Vec<String>, took: Duration) -> Self {
         match &mut self {

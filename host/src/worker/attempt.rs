@@ -80,6 +80,7 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop) -> Outcome {
         allowed_hosts: job.allowed_hosts.clone().unwrap_or_default(),
     };
     let attempt = Attempt {
+        seq: job.seq,
         id: &job.id,
         kind: &job.kind,
         queue: &job.queue,
@@ -88,6 +89,7 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop) -> Outcome {
         max_attempts: job.max_attempts.unsigned_abs(),
         params: &job.params,
         limits,
+        lease: shared.config.lease,
     };
     shared.runtime.run(&prepared, attempt, stop.token()).await
 }

@@ -28,6 +28,10 @@ impl bindings::spool::job::config::Host for State {
     }
 
     async fn secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        self.config_read(name, true).await
+        let value = self.config_read(name, true).await?;
+        if let Some(value) = &value {
+            self.note_secret(value);
+        }
+        Ok(value)
     }
 }

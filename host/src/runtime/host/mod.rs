@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod http;
+pub mod jobs;
+pub mod kv;
 pub mod log;
 
 use super::bindings;

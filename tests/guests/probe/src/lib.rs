@@ -48,6 +48,40 @@ enum Action {
     },
     /// Logs `count` lines at info.
     Log { count: u32 },
+    /// Prints `count` lines to stdout and stderr, then returns.
+    Print { count: u32 },
+    /// Recurses without end.
+    Recurse,
+    /// Executes an `unreachable` instruction.
+    Trap,
+    /// Tries what a sandboxed guest must not do and reports each result.
+    Sandbox,
+    /// Sends `count` GET requests to `url`; returns how many got through.
+    HttpMany { url: String, count: u32 },
+    /// Runs key-value operations: `set` then `increment` by `delta`, then
+    /// reads back.
+    Kv {
+        key: String,
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        delta: i64,
+    },
+    /// Enqueues a follow-up job.
+    Enqueue {
+        kind: String,
+        params: Value,
+        #[serde(default)]
+        job_id: Option<String>,
+        #[serde(default)]
+        delay_secs: Option<u64>,
+    },
+    /// Enqueues `count` follow-up echo jobs of kind `kind`.
+    EnqueueMany { kind: String, count: u32 },
+    /// Reports progress, then sleeps `ms` so that it can be seen.
+    Progress { percent: u8, message: String, ms: u64 },
+    /// Reads secret `name`, logs it and fails with it in the message.
+    LeakSecret { name: String },
 }
 
 #[derive(Deserialize)]
@@ -116,5 +150,94 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             }
             Ok(json!({ "logged": count }))
         }
+        Action::Print { count } => {
+            for i in 0..count {
+                println!("stdout line {i} with some padding to make it longer");
+                eprintln!("stderr line {i} with some padding to make it longer");
+            }
+            Ok(json!({ "printed": count }))
+        }
+        Action::Recurse => Ok(json!({ "depth": recurse(0) })),
+        Action::Trap => core::arch::wasm32::unreachable(),
+        Action::Sandbox => Ok(sandbox()),
+        Action::HttpMany { url, count } => {
+            let sent = (0..count).filter(|_| Request::get(url.clone()).send().is_ok()).count();
+            Ok(json!({ "sent": sent }))
+        }
+        Action::Kv { key, value, delta } => {
+            if let Some(value) = &value {
+                spool_sdk::kv::set(&key, value)?;
+            }
+            let sum = spool_sdk::kv::increment(&format!("{key}:n"), delta)?;
+            Ok(json!({ "value": spool_sdk::kv::get(&key), "sum": sum }))
+        }
+        Action::Enqueue { kind, params, job_id, delay_secs } => {
+            let options = spool_sdk::jobs::Options {
+                job_id,
+                delay: delay_secs.map(Duration::from_secs),
+                ..Default::default()
+            };
+            let enqueued = spool_sdk::jobs::enqueue(&kind, &params, options)?;
+            Ok(json!({ "id": enqueued.id, "created": enqueued.created }))
+        }
+        Action::EnqueueMany { kind, count } => {
+            let mut ids = Vec::new();
+            for i in 0..count {
+                let params = json!({"do": "echo", "value": i});
+                match spool_sdk::jobs::enqueue(&kind, &params, Default::default()) {
+                    Ok(enqueued) => ids.push(enqueued.id),
+                    Err(e) => return Ok(json!({ "enqueued": ids.len(), "error": e.to_string() })),
+                }
+            }
+            Ok(json!({ "enqueued": ids.len() }))
+        }
+        Action::Progress { percent, message, ms } => {
+            spool_sdk::jobs::progress(percent, &message);
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a guest's sleep waits on a host pollable and blocks no host thread"
+            )]
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(json!({ "reported": percent }))
+        }
+        Action::LeakSecret { name } => {
+            let secret = spool_sdk::config::secret(&name).unwrap_or_default();
+            spool_sdk::log::info(&format!("the secret is {secret}"), &[("secret", &secret)]);
+            Err(Error::fail(format!("leaking {secret}")))
+        }
     }
+}
+
+/// Recurses until the stack runs out.
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 256];
+    frame[0] = depth as u8;
+    std::hint::black_box(&mut frame);
+    recurse(depth + 1) + u64::from(frame[0])
+}
+
+/// What the sandbox lets a guest do: each entry is "ok: ..." or the error.
+fn sandbox() -> Value {
+    let outcome = |result: Result<String, String>| match result {
+        Ok(what) => format!("ok: {what}"),
+        Err(e) => format!("denied: {e}"),
+    };
+    let file = std::fs::read_to_string("/etc/passwd").map(|s| format!("{} bytes", s.len()));
+    let dir = std::fs::read_dir("/").map(|d| format!("{} entries", d.count()));
+    let write = std::fs::write("/tmp/spool-probe", b"x").map(|()| "written".to_string());
+    let tcp = std::net::TcpStream::connect("127.0.0.1:5432").map(|_| "connected".to_string());
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").map(|_| "bound".to_string());
+    let dns = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)).map(|a| format!("{} addresses", a.count()));
+    json!({
+        "file": outcome(file.map_err(|e| e.to_string())),
+        "dir": outcome(dir.map_err(|e| e.to_string())),
+        "write": outcome(write.map_err(|e| e.to_string())),
+        "tcp": outcome(tcp.map_err(|e| e.to_string())),
+        "udp": outcome(udp.map_err(|e| e.to_string())),
+        "dns": outcome(dns.map_err(|e| e.to_string())),
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("denied: {e}")),
+        "wall_clock": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok(),
+    })
 }

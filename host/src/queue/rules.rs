@@ -1,0 +1,160 @@
+//! What a job's fields may hold. The API and jobs enqueued from inside a
+//! job check their input with the same rules; the table's constraints are
+//! the last line of defence.
+
+use serde_json::Value;
+
+/// Largest params, in bytes of JSON.
+pub const MAX_PARAMS_BYTES: usize = 1 << 20;
+
+/// A field that breaks a rule: which field, and what is wrong with it. The
+/// message starts with the field's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self { field: field.to_string(), message: format!("{field}: {problem}") }
+    }
+}
+
+/// A kind: 1 to 128 of `A-Z a-z 0-9 _ . : -`, starting with a letter or
+/// digit (`user:send-email`).
+pub fn check_kind(field: &str, kind: &str) -> Result<(), Invalid> {
+    check_name(field, kind, 128, &['_', '.', ':', '-'])
+}
+
+/// A queue: 1 to 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
+pub fn check_queue(field: &str, queue: &str) -> Result<(), Invalid> {
+    check_name(field, queue, 64, &['_', '.', '-'])
+}
+
+fn check_name(field: &str, value: &str, max: usize, punctuation: &[char]) -> Result<(), Invalid> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || punctuation.contains(&c);
+    let starts_well = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if value.is_empty() || value.len() > max || !starts_well || !value.chars().all(allowed) {
+        let punctuation: String = punctuation.iter().collect();
+        return Err(Invalid::new(
+            field,
+            format!(
+                "{value:?} is not valid; use 1 to {max} letters, digits or any of \
+                 {punctuation:?}, starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A job id: 1 to 255 characters, no control characters, no leading or
+/// trailing whitespace.
+pub fn check_job_id(field: &str, id: &str) -> Result<(), Invalid> {
+    let problem = if id.is_empty() {
+        "must not be empty"
+    } else if id.chars().count() > 255 {
+        "must be at most 255 characters"
+    } else if id.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else if id.trim() != id {
+        "must not start or end with whitespace"
+    } else {
+        return Ok(());
+    };
+    Err(Invalid::new(field, problem))
+}
+
+/// A priority: 0 (first) to 9 (last).
+pub fn check_priority(field: &str, priority: i64) -> Result<i16, Invalid> {
+    match priority {
+        0..=9 => Ok(priority as i16),
+        p => Err(Invalid::new(field, format!("{p} is not between 0 and 9"))),
+    }
+}
+
+/// An attempt limit: 1 to 1000.
+pub fn check_max_attempts(field: &str, max_attempts: i64) -> Result<i32, Invalid> {
+    match max_attempts {
+        1..=1000 => Ok(max_attempts as i32),
+        n => Err(Invalid::new(field, format!("{n} is not between 1 and 1000"))),
+    }
+}
+
+/// Params: any JSON value, at most [`MAX_PARAMS_BYTES`], without `\u0000`
+/// (PostgreSQL's jsonb cannot store it). `field` names the params in
+/// messages; a NUL's own path is appended to it.
+pub fn check_params(field: &str, params: &Value) -> Result<(), Invalid> {
+    if let Some(path) = nul_path(params, field) {
+        return Err(Invalid::new(
+            &path,
+            "contains \\u0000, which cannot be stored; remove it or encode the data",
+        ));
+    }
+    let size = serde_json::to_vec(params).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_PARAMS_BYTES {
+        return Err(Invalid::new(
+            field,
+            format!("{size} bytes of JSON, the limit is {MAX_PARAMS_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The path of the first string (key or value) holding a NUL.
+fn nul_path(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.to_string()),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]")))
+        }
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') { Some(path.to_string()) } else { nul_path(item, &format!("{path}.{key}")) }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn kinds_are_checked() {
+        assert!(check_kind("kind", "user:send-email").is_ok());
+        assert!(check_kind("kind", "a.b_c-1").is_ok());
+        for bad in ["", ":x", "has space", "ü", &"k".repeat(129)] {
+            assert!(check_kind("kind", bad).unwrap_err().message.starts_with("kind: "), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn job_ids_are_checked() {
+        assert!(check_job_id("job_id", "send-email:ada@example.com").is_ok());
+        let message = |id: &str| check_job_id("job_id", id).unwrap_err().message;
+        assert_eq!(message(""), "job_id: must not be empty");
+        assert_eq!(message("a\nb"), "job_id: must not contain control characters");
+        assert_eq!(message(" a"), "job_id: must not start or end with whitespace");
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        assert_eq!(check_priority("priority", 9), Ok(9));
+        assert_eq!(check_priority("priority", 10).unwrap_err().message, "priority: 10 is not between 0 and 9");
+        assert_eq!(check_max_attempts("max_attempts", 1), Ok(1));
+        assert!(check_max_attempts("max_attempts", 0).is_err());
+    }
+
+    #[test]
+    fn nul_in_params_is_refused_with_its_path() {
+        assert!(check_params("params", &json!({"a": [1, "ok"]})).is_ok());
+
+        let error = check_params("params", &json!({"user": {"names": ["ok", "a\u{0}b"]}})).unwrap_err();
+
+        assert_eq!(error.field, "params.user.names[1]");
+        assert!(error.message.contains("\\u0000"), "{}", error.message);
+    }
+}
