@@ -9,3 +9,4 @@ mod support;
 mod database;
 mod lifecycle;
 mod outbound;
+mod cancel_retry;
