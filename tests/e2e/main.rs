@@ -10,3 +10,4 @@ mod database;
 mod lifecycle;
 mod outbound;
 mod cancel_retry;
+mod demo;
