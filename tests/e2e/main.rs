@@ -11,3 +11,4 @@ mod lifecycle;
 mod outbound;
 mod cancel_retry;
 mod demo;
+mod maintenance;
