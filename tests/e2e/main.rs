@@ -12,3 +12,4 @@ mod outbound;
 mod cancel_retry;
 mod demo;
 mod maintenance;
+mod sql_enqueue;
