@@ -13,3 +13,4 @@ mod cancel_retry;
 mod demo;
 mod maintenance;
 mod sql_enqueue;
+mod concurrency;

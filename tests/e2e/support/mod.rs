@@ -108,6 +108,28 @@ impl TestDb {
             .expect("count jobs")
     }
 
+    /// Waits until `count` jobs are in `state`, failing the test after
+    /// [`WAIT`].
+    pub async fn wait_for_jobs(&self, state: JobState, count: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now =
+                sqlx::query_scalar::<_, i64>("select count(*) from spool.jobs where state = $1")
+                    .bind(state.as_str())
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("count jobs by state");
+            if now == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} jobs are {state}, never {count}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Rows in `spool.modules`.
     pub async fn module_count(&self) -> i64 {
         sqlx::query_scalar::<_, i64>("select count(*) from spool.modules")
@@ -271,6 +293,17 @@ impl Harness {
         self.wait_until(id, state.as_str(), |job| job.state == state)
             .await
     }
+}
+
+/// A probe action that POSTs to the recorder's `/ledger/<id>`, so that
+/// the recorder counts how often job `id` ran.
+pub fn ledger(recorder: &recorder::Recorder, id: &str) -> Value {
+    json!({
+        "do": "http",
+        "method": "POST",
+        "url": recorder.url(&format!("/ledger/{id}")),
+        "body": "",
+    })
 }
 
 /// An echo action for the probe.
