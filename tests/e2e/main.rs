@@ -14,3 +14,4 @@ mod demo;
 mod maintenance;
 mod sql_enqueue;
 mod concurrency;
+mod processes;

@@ -97,7 +97,23 @@ impl TestDb {
 
     /// A URL for processes started by the test.
     pub fn url(&self) -> String {
-        self.options.to_url_lossy().to_string()
+        // A Unix socket folder, given as the socket or as a host starting
+        // with `/`, is no URL host (sqlx's own URL writer panics on it);
+        // the `host` parameter carries it instead.
+        let options = &self.options;
+        let socket = match options.get_socket() {
+            Some(socket) => socket.to_string_lossy().into_owned(),
+            None if options.get_host().starts_with('/') => options.get_host().to_string(),
+            None => return options.to_url_lossy().to_string(),
+        };
+        let mut url = reqwest::Url::parse("postgres://localhost").expect("a URL");
+        url.set_username(options.get_username())
+            .expect("a URL with a host takes a user name");
+        url.set_port(Some(options.get_port()))
+            .expect("a URL with a host takes a port");
+        url.set_path(&self.name);
+        url.query_pairs_mut().append_pair("host", &socket);
+        url.to_string()
     }
 
     /// Rows in `spool.jobs`.
