@@ -15,3 +15,4 @@ mod maintenance;
 mod sql_enqueue;
 mod concurrency;
 mod processes;
+mod examples;
