@@ -1,5 +1,7 @@
 //! Operators cancelling and retrying jobs through the API.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use spool::api::types::{EnqueueRequest, JobView};
 use spool::client::Error;
@@ -249,6 +251,38 @@ async fn a_cancelled_job_retried_by_hand_runs() {
     assert_eq!(job.attempt, 1);
     assert_eq!(job.result, Some(json!({"value": "revived", "attempt": 1})));
     assert!(job.errors.is_empty());
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_while_running_and_retried_runs_to_the_end() {
+    // A short lease makes the heartbeat look for cancel requests every
+    // third of a second: a request left over from the first attempt
+    // would stop the second.
+    let spool = Harness::start_with(|config| {
+        config.worker.as_mut().unwrap().lease = Duration::from_secs(1);
+    })
+    .await;
+    spool.deploy_probe(&[]).await;
+    spool
+        .probe("again", json!({"do": "sleep", "ms": 3000}))
+        .await;
+    spool.wait_for_state("again", JobState::Running).await;
+    spool.client.job_cancel("again").await.unwrap();
+    spool.wait_for_state("again", JobState::Cancelled).await;
+
+    let retried = spool.client.job_retry("again").await.unwrap();
+    let job = spool.wait_for_state("again", JobState::Completed).await;
+
+    assert!(retried.cancel_requested_at.is_none());
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.result, Some(json!({"slept_ms": 3000})));
+    let errors: Vec<_> = job
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(errors, [(1, "cancelled while running")]);
     spool.stop().await;
 }
 
