@@ -16,3 +16,4 @@ mod sql_enqueue;
 mod concurrency;
 mod processes;
 mod examples;
+mod bad_input;
