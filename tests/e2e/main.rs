@@ -17,3 +17,4 @@ mod concurrency;
 mod processes;
 mod examples;
 mod bad_input;
+mod modules;
