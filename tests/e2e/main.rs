@@ -18,3 +18,4 @@ mod processes;
 mod examples;
 mod bad_input;
 mod modules;
+mod api;
