@@ -19,3 +19,4 @@ mod examples;
 mod bad_input;
 mod modules;
 mod api;
+mod cli;
