@@ -262,3 +262,96 @@ impl DemoReport {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(kind: &str, state: JobState, count: i64) -> JobCount {
+        JobCount {
+            kind: kind.to_string(),
+            state: state.as_str().to_string(),
+            count,
+        }
+    }
+
+    fn message(to: &str) -> Message {
+        Message {
+            to: to.to_string(),
+            subject: "s".to_string(),
+            text: "t".to_string(),
+        }
+    }
+
+    /// Three sign-ups from two addresses, one event, two carts of which
+    /// one was ordered; everything went through.
+    fn consistent() -> DemoReport {
+        let mut inbox = Inbox::default();
+        for (key, to) in [
+            ("send-email:a@example.com", "a@example.com"),
+            ("send-email:b@example.com", "b@example.com"),
+            ("cart-reminder:c-1", "a@example.com"),
+        ] {
+            inbox.messages.insert(key.to_string(), message(to));
+        }
+        DemoReport {
+            counts: vec![
+                count(CART_REMINDER, JobState::Cancelled, 1),
+                count(CART_REMINDER, JobState::Completed, 1),
+                count(SEND_EMAIL, JobState::Completed, 2),
+                count(USER_STATS, JobState::Completed, 1),
+            ],
+            signups: 3,
+            signup_addresses: 2,
+            signups_collapsed: 1,
+            activity: 1,
+            carts: 2,
+            orders: 1,
+            inbox,
+            discarded: Vec::new(),
+            sample: None,
+            elapsed: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn numbers_that_follow_from_the_input_are_no_problem() {
+        assert_eq!(consistent().problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_reminder_sent_for_an_ordered_cart_is_a_problem() {
+        let mut report = consistent();
+        report.counts = vec![
+            count(CART_REMINDER, JobState::Completed, 2),
+            count(SEND_EMAIL, JobState::Completed, 2),
+            count(USER_STATS, JobState::Completed, 1),
+        ];
+
+        assert_eq!(
+            report.problems(),
+            [
+                "reminders cancelled (one per order): 0, expected 1",
+                "reminder emails received (one per completed reminder): 1, expected 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_address_welcomed_twice_is_a_problem() {
+        let mut report = consistent();
+        report.inbox.messages.insert(
+            "send-email:A@example.com".to_string(),
+            message("a@example.com"),
+        );
+        report.counts[2].count = 3;
+
+        assert_eq!(
+            report.problems(),
+            [
+                "send-email jobs (one per address): 3, expected 2",
+                "addresses welcomed (each once): 2, expected 3",
+            ]
+        );
+    }
+}
