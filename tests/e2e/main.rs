@@ -6,17 +6,17 @@
 
 mod support;
 
-mod database;
-mod lifecycle;
-mod outbound;
-mod cancel_retry;
-mod demo;
-mod maintenance;
-mod sql_enqueue;
-mod concurrency;
-mod processes;
-mod examples;
-mod bad_input;
-mod modules;
 mod api;
+mod bad_input;
+mod cancel_retry;
 mod cli;
+mod concurrency;
+mod database;
+mod demo;
+mod examples;
+mod lifecycle;
+mod maintenance;
+mod modules;
+mod outbound;
+mod processes;
+mod sql_enqueue;
