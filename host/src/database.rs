@@ -25,7 +25,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid database url: {0}")]
-    InvalidUrl(#[source] sqlx::Error),
+    InvalidUrl(String),
     #[error("connect to database {database:?}")]
     Connect {
         database: String,
@@ -56,10 +56,19 @@ impl Target {
     /// `url` if given, otherwise the default local database.
     pub fn new(url: Option<&str>) -> Result<Self, Error> {
         match url {
-            Some(url) => Ok(Self {
-                options: PgConnectOptions::from_str(url).map_err(Error::InvalidUrl)?,
-                create_if_missing: false,
-            }),
+            Some(url) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(Error::InvalidUrl(
+                        "it must start with postgres:// or postgresql://".to_string(),
+                    ));
+                }
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| Error::InvalidUrl(e.to_string()))?;
+                Ok(Self {
+                    options,
+                    create_if_missing: false,
+                })
+            }
             None => Ok(Self::local(DEFAULT_DATABASE)),
         }
     }

@@ -26,7 +26,10 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 /// The filter when `RUST_LOG` is not set.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,wasmtime=warn,cranelift=warn";
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,wasmtime=warn,cranelift=warn";
+/// The filter of commands that show their own progress: problems only,
+/// without sqlx's slow-statement warnings.
+pub const QUIET_FILTER: &str = "warn,sqlx::query=error";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,10 +40,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber, writing to stderr.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber, writing to stderr, with `default_filter`
+/// unless `RUST_LOG` is set.
+pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

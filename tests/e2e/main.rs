@@ -6,6 +6,17 @@
 
 mod support;
 
+mod api;
+mod bad_input;
+mod cancel_retry;
+mod cli;
+mod concurrency;
 mod database;
+mod demo;
+mod examples;
 mod lifecycle;
+mod maintenance;
+mod modules;
 mod outbound;
+mod processes;
+mod sql_enqueue;

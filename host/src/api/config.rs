@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::{Error, Result};
-use super::input::{self, MAX_JSON_BODY};
+use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{ConfigList, ConfigRequest, ConfigView};
 use crate::queue;
 
@@ -18,7 +18,7 @@ const MAX_VALUE_BYTES: usize = 64 << 10;
 /// secret's value is never returned.
 pub async fn config_set(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
     body: Body,
 ) -> Result<Json<ConfigView>> {
     check_name(&name)?;
@@ -60,7 +60,7 @@ pub async fn config_list(State(state): State<AppState>) -> Result<Json<ConfigLis
 /// `DELETE /v1/config/{name}`: 204, or 404 if there was no such entry.
 pub async fn config_delete(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<StatusCode> {
     check_name(&name)?;
     if queue::config_delete(&state.pool, &state.tenant, &name).await? {

@@ -110,7 +110,7 @@ impl IntoResponse for Error {
             Self::InvalidComponent(message) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_component",
-                message,
+                format!("body: {message}"),
                 Some("body".to_string()),
             ),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message, None),

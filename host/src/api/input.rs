@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -31,17 +35,67 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     })
 }
 
-/// Decodes a JSON body, naming the field at fault.
+/// Decodes a JSON object body, naming the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("body", "empty body; expected a JSON object"));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(Error::invalid(
+                "body",
+                "body: empty; expected a JSON object",
+            ));
+        }
+        Some(b'{') => {}
+        // serde would read an array as a struct's fields in order.
+        Some(_) => {
+            return Err(Error::invalid(
+                "body",
+                "body: not a JSON object; send {\"name\": value, ...}",
+            ));
+        }
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
-    deserializer
-        .end()
-        .map_err(|e| Error::invalid("body", format!("trailing data after the JSON value: {e}")))?;
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            Error::invalid("body", format!("body: not valid JSON: {}", e.inner()))
+        } else {
+            path_error(e)
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        Error::invalid(
+            "body",
+            format!("body: trailing data after the JSON value: {e}"),
+        )
+    })?;
     Ok(value)
+}
+
+/// A path segment such as a job's id, percent-decoded. One that is not
+/// UTF-8 once decoded is refused in the API's error shape, naming it.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => Err(Error::invalid(
+                    key,
+                    format!("{key}: not valid UTF-8 once percent-decoded"),
+                )),
+                _ => Err(Error::Internal(format!(
+                    "path parameters: {}",
+                    e.body_text()
+                ))),
+            },
+            Err(e) => Err(Error::Internal(format!(
+                "path parameters: {}",
+                e.body_text()
+            ))),
+        }
+    }
 }
 
 /// Decodes a query string, naming the parameter at fault.
@@ -55,6 +109,26 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T> {
 fn path_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Error {
     let path = error.path().to_string();
     let message = error.into_inner().to_string();
+    // serde reports a missing or repeated field at the object's path,
+    // naming the field only in its message.
+    for (prefix, problem) in [
+        ("missing field `", "required, but missing"),
+        ("duplicate field `", "given more than once"),
+    ] {
+        if let Some((name, _)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('`'))
+        {
+            let field = match path.as_str() {
+                "." => name.to_string(),
+                parent => format!("{parent}.{name}"),
+            };
+            return Error::Invalid {
+                message: format!("{field}: {problem}"),
+                field: Some(field),
+            };
+        }
+    }
     if path == "." {
         Error::Invalid {
             field: None,
@@ -147,6 +221,65 @@ mod tests {
             Err(Error::Invalid { message, .. }) => message,
             other => panic!("expected an invalid-request error, got {other:?}"),
         }
+    }
+
+    fn invalid(result: Result<impl std::fmt::Debug>) -> (Option<String>, String) {
+        match result {
+            Err(Error::Invalid { field, message }) => (field, message),
+            other => panic!("expected an invalid-request error, got {other:?}"),
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only decoding is tested")]
+    struct Body {
+        kind: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only decoding is tested")]
+    struct Inner {
+        name: String,
+    }
+
+    #[test]
+    fn json_bodies_name_the_field_at_fault() {
+        let parse = |text: &str| invalid(parse_json::<Body>(text.as_bytes()));
+
+        assert_eq!(
+            parse(" "),
+            (
+                Some("body".into()),
+                "body: empty; expected a JSON object".into()
+            )
+        );
+        assert_eq!(parse(r#"["k"]"#).0.as_deref(), Some("body"));
+        assert!(parse(r#"["k"]"#).1.starts_with("body: not a JSON object"));
+        assert_eq!(parse(r#"{"kind": "#).0.as_deref(), Some("body"));
+        assert!(
+            parse(r#"{"kind": k}"#)
+                .1
+                .starts_with("body: not valid JSON: ")
+        );
+        assert!(
+            parse(r#"{"kind": "k"} x"#)
+                .1
+                .starts_with("body: trailing data")
+        );
+        assert_eq!(
+            parse(r#"{"inner": null}"#),
+            (Some("kind".into()), "kind: required, but missing".into())
+        );
+        assert_eq!(
+            parse(r#"{"kind": "k", "inner": {}}"#).0.as_deref(),
+            Some("inner.name")
+        );
+        assert_eq!(
+            parse(r#"{"kind": "a", "kind": "b"}"#),
+            (Some("kind".into()), "kind: given more than once".into())
+        );
+        assert_eq!(parse(r#"{"kind": 5}"#).0.as_deref(), Some("kind"));
     }
 
     #[test]

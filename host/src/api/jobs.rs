@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::{Error, Result};
-use super::input::{self, MAX_JSON_BODY};
+use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{EnqueueRequest, JobPage, JobView, PruneReport};
 use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob, rules};
 
@@ -83,7 +83,7 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
 /// `GET /v1/jobs/{id}`.
 pub async fn job_get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<JobView>> {
     let job = queue::job_get(&state.pool, &state.tenant, &id).await?;
     Ok(Json(view(job)?))
@@ -144,7 +144,10 @@ pub async fn job_list(
 
 /// `POST /v1/jobs/{id}/cancel`: 200 when the job is cancelled, 202 when it
 /// is running and its worker was asked to stop it.
-pub async fn job_cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+pub async fn job_cancel(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+) -> Result<Response> {
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
     let (status, job) = match queue::job_cancel(&mut conn, &state.tenant, &id).await? {
         CancelOutcome::Cancelled(job) | CancelOutcome::AlreadyCancelled(job) => {
@@ -158,7 +161,7 @@ pub async fn job_cancel(State(state): State<AppState>, Path(id): Path<String>) -
 /// `POST /v1/jobs/{id}/retry`.
 pub async fn job_retry(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<JobView>> {
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
     let job = queue::job_retry(&mut conn, &state.tenant, &id).await?;

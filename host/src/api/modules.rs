@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::{Error, Result};
-use super::input::{self, MAX_COMPONENT_BYTES};
+use super::input::{self, MAX_COMPONENT_BYTES, PathParam};
 use super::types::{ModuleList, ModuleView};
 use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions, rules};
 use crate::runtime::{self, Runtime};
@@ -37,7 +37,7 @@ struct DeployQuery {
 /// options.
 pub async fn module_deploy(
     State(state): State<AppState>,
-    Path(kind): Path<String>,
+    PathParam(kind): PathParam,
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response> {

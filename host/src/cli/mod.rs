@@ -3,6 +3,7 @@
 //! Output is for people by default and JSON with `--json`.
 
 mod client_commands;
+pub mod demo;
 mod output;
 mod server_commands;
 
@@ -13,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::client::{self, Client};
 use crate::queue::JobState;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{self, LogFormat};
 
 /// A PostgreSQL job queue whose jobs are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -49,6 +50,8 @@ pub enum Command {
     Serve(server_commands::ServeArgs),
     /// Run workers and maintenance only, to add capacity on more machines.
     Worker(server_commands::WorkerArgs),
+    /// Build and deploy the examples, feed them sample data, show the result.
+    Demo(demo::DemoArgs),
     /// Deploy a component for a kind.
     Deploy(client_commands::DeployArgs),
     /// List deployed modules.
@@ -106,6 +109,18 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 }
 
+impl Cli {
+    /// The log filter unless `RUST_LOG` says otherwise. The demo shows its
+    /// own progress on the terminal, which a log line per attempt would
+    /// bury, so it logs warnings and errors only.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Demo(_) => telemetry::QUIET_FILTER,
+            _ => telemetry::DEFAULT_FILTER,
+        }
+    }
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.url);
@@ -114,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => server_commands::migrate(args).await,
         Command::Serve(args) => server_commands::serve(args).await,
         Command::Worker(args) => server_commands::worker(args).await,
+        Command::Demo(args) => demo::demo(args).await,
         Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
         Command::Modules => client_commands::modules(&client, json).await,
         Command::Enqueue(args) => client_commands::enqueue(&client, json, args).await,

@@ -58,6 +58,42 @@ pub async fn job_list(
     Ok(jobs)
 }
 
+/// How many of a tenant's jobs of one kind are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCount {
+    pub kind: String,
+    pub state: String,
+    pub count: i64,
+}
+
+impl JobCount {
+    /// The state, as [`Job::state`] reads it.
+    pub fn state(&self) -> JobState {
+        self.state
+            .parse()
+            .unwrap_or_else(|e| panic!("jobs of kind {}: {e}", self.kind))
+    }
+}
+
+/// Jobs per kind and state, of one tenant or, with `None`, of all; ordered
+/// by kind then state. Kinds and states without jobs are left out.
+pub async fn job_counts(db: impl PgExecutor<'_>, tenant: Option<&str>) -> Result<Vec<JobCount>> {
+    let counts = sqlx::query_as!(
+        JobCount,
+        r#"
+        select kind, state, count(*) as "count!"
+        from spool.jobs
+        where ($1::text is null or tenant = $1)
+        group by kind, state
+        order by kind, state
+        "#,
+        tenant,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(counts)
+}
+
 /// What [`job_cancel`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelOutcome {

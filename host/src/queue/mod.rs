@@ -28,7 +28,10 @@ pub use lifecycle::{
     Claimed, Expired, Finish, Heartbeat, job_claim, job_finish_many, job_heartbeat,
     job_next_due_in, job_progress, job_promote_due, job_release, job_rescue_expired,
 };
-pub use manage::{CancelOutcome, JobFilter, job_cancel, job_get, job_list, job_prune, job_retry};
+pub use manage::{
+    CancelOutcome, JobCount, JobFilter, job_cancel, job_counts, job_get, job_list, job_prune,
+    job_retry,
+};
 pub use module::{Module, ModuleOptions, module_bytes, module_head, module_insert, module_list};
 pub use retry::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, FailAction, RetryPolicy,

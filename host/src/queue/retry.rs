@@ -50,8 +50,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The jitter-free delay after failed attempt `attempt` (1-based).
     pub fn nominal_delay(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(32);
-        self.base.saturating_mul(1 << exponent).min(self.cap)
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.cap)
     }
 
     /// The delay after failed attempt `attempt`, with jitter.

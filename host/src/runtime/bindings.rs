@@ -17,4 +17,3 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::spool::job::handler::{JobError, JobInfo};
-pub use spool::job::log::Level;

@@ -40,6 +40,7 @@ pub async fn run(
         shared.wake.notify_one();
 
         let completion = decide(&shared, &job, outcome, stop.reason());
+        shared.inflight.end(job.seq, job.attempt);
         if completions.send(completion).await.is_err() {
             tracing::error!("completer is gone; the outcome is lost and the job will be rescued");
         }

@@ -48,6 +48,9 @@ impl Stop {
 struct Entry {
     attempt: i32,
     stop: Stop,
+    /// The guest has returned and the outcome is on its way to the
+    /// completer; nothing is left to stop.
+    ended: bool,
 }
 
 /// Attempts between claim and the write of their outcome, by job `seq`.
@@ -69,6 +72,7 @@ impl InFlight {
             Entry {
                 attempt,
                 stop: Stop::default(),
+                ended: false,
             },
         );
     }
@@ -78,6 +82,23 @@ impl InFlight {
         self.lock()
             .get(&seq)
             .filter(|e| e.attempt == attempt)
+            .map(|e| e.stop.clone())
+    }
+
+    /// Marks an attempt as ended: its outcome is handed to the completer.
+    /// Its lease is renewed until the outcome is written, but it is no
+    /// longer stopped.
+    pub fn end(&self, seq: i64, attempt: i32) {
+        if let Some(entry) = self.lock().get_mut(&seq).filter(|e| e.attempt == attempt) {
+            entry.ended = true;
+        }
+    }
+
+    /// The stop signal of an attempt that is held and has not ended.
+    fn running_stop_signal(&self, seq: i64, attempt: i32) -> Option<Stop> {
+        self.lock()
+            .get(&seq)
+            .filter(|e| e.attempt == attempt && !e.ended)
             .map(|e| e.stop.clone())
     }
 
@@ -146,8 +167,11 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             held.iter().map(|h| (h.seq, h.cancel_requested)).collect();
         for (seq, attempt) in seqs.into_iter().zip(attempts) {
             // An outcome written since the snapshot also drops the row from
-            // the answer; only attempts still registered are stopped.
-            let Some(signal) = shared.inflight.stop_signal(seq, attempt) else {
+            // the answer. The renewal even waits for such a write, on the
+            // row lock, and returns as it commits: before the completer has
+            // forgotten the attempt. So only attempts whose guest is still
+            // running are stopped; an ended one has nothing left to stop.
+            let Some(signal) = shared.inflight.running_stop_signal(seq, attempt) else {
                 continue;
             };
             match held_seqs.get(&seq) {
@@ -164,5 +188,26 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_attempts_are_held_but_not_stopped() {
+        let inflight = InFlight::default();
+        inflight.insert(7, 1);
+        assert!(inflight.running_stop_signal(7, 1).is_some());
+        assert!(inflight.running_stop_signal(7, 2).is_none());
+
+        inflight.end(7, 1);
+
+        assert!(inflight.running_stop_signal(7, 1).is_none());
+        assert!(inflight.stop_signal(7, 1).is_some());
+        assert_eq!(inflight.snapshot(), (vec![7], vec![1]));
+        inflight.remove(7, 1);
+        assert_eq!(inflight.snapshot(), (vec![], vec![]));
     }
 }

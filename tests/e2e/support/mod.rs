@@ -97,7 +97,23 @@ impl TestDb {
 
     /// A URL for processes started by the test.
     pub fn url(&self) -> String {
-        self.options.to_url_lossy().to_string()
+        // A Unix socket folder, given as the socket or as a host starting
+        // with `/`, is no URL host (sqlx's own URL writer panics on it);
+        // the `host` parameter carries it instead.
+        let options = &self.options;
+        let socket = match options.get_socket() {
+            Some(socket) => socket.to_string_lossy().into_owned(),
+            None if options.get_host().starts_with('/') => options.get_host().to_string(),
+            None => return options.to_url_lossy().to_string(),
+        };
+        let mut url = reqwest::Url::parse("postgres://localhost").expect("a URL");
+        url.set_username(options.get_username())
+            .expect("a URL with a host takes a user name");
+        url.set_port(Some(options.get_port()))
+            .expect("a URL with a host takes a port");
+        url.set_path(&self.name);
+        url.query_pairs_mut().append_pair("host", &socket);
+        url.to_string()
     }
 
     /// Rows in `spool.jobs`.
@@ -106,6 +122,28 @@ impl TestDb {
             .fetch_one(&self.pool)
             .await
             .expect("count jobs")
+    }
+
+    /// Waits until `count` jobs are in `state`, failing the test after
+    /// [`WAIT`].
+    pub async fn wait_for_jobs(&self, state: JobState, count: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now =
+                sqlx::query_scalar::<_, i64>("select count(*) from spool.jobs where state = $1")
+                    .bind(state.as_str())
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("count jobs by state");
+            if now == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} jobs are {state}, never {count}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Rows in `spool.modules`.
@@ -271,6 +309,17 @@ impl Harness {
         self.wait_until(id, state.as_str(), |job| job.state == state)
             .await
     }
+}
+
+/// A probe action that POSTs to the recorder's `/ledger/<id>`, so that
+/// the recorder counts how often job `id` ran.
+pub fn ledger(recorder: &recorder::Recorder, id: &str) -> Value {
+    json!({
+        "do": "http",
+        "method": "POST",
+        "url": recorder.url(&format!("/ledger/{id}")),
+        "body": "",
+    })
 }
 
 /// An echo action for the probe.

@@ -1,6 +1,7 @@
 //! An HTTP server on loopback that records every request, for guests to
 //! call: a mail sink, a ledger of job starts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -73,6 +74,15 @@ impl Recorder {
 
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests each path received.
+    pub fn hits(&self) -> BTreeMap<String, usize> {
+        let mut hits = BTreeMap::new();
+        for request in self.shared.requests.lock().unwrap().iter() {
+            *hits.entry(request.path.clone()).or_default() += 1;
+        }
+        hits
     }
 }
 

@@ -1,0 +1,190 @@
+//! Real `spool worker` processes sharing one database.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use spool::api::types::EnqueueRequest;
+use spool::queue::JobState;
+use tokio::sync::oneshot;
+
+use crate::support::recorder::Recorder;
+use crate::support::{Harness, TestDb, WAIT, ledger};
+
+/// A `spool worker` process, killed when dropped so that a failing test
+/// leaves nothing running.
+struct WorkerProcess {
+    child: Child,
+    /// What the worker writes into `jobs.worker_id`.
+    worker_id: String,
+}
+
+impl WorkerProcess {
+    /// Starts a worker on `db` and waits until its claim loop runs.
+    async fn start(db: &TestDb, extra_args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .arg("worker")
+            .args(["--database-url", &db.url()])
+            .args(["--concurrency", "4", "--poll-interval", "100ms"])
+            .args(["--max-connections", "8", "--log-format", "json"])
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start spool worker");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut process = Self {
+            child,
+            worker_id: String::new(),
+        };
+
+        // Read the log until the worker says it started, then keep
+        // draining it so that the process never blocks on a full pipe.
+        let (started, ready) = oneshot::channel();
+        std::thread::spawn(move || {
+            let mut started = Some(started);
+            let mut seen = Vec::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if started.is_none() {
+                    continue;
+                }
+                let event: Value = serde_json::from_str(&line).unwrap_or_default();
+                if event["message"] == "worker started"
+                    && let Some(id) = event["worker_id"].as_str()
+                    && let Some(started) = started.take()
+                {
+                    let _ = started.send(Ok(id.to_string()));
+                } else {
+                    seen.push(line);
+                }
+            }
+            if let Some(started) = started {
+                let _ = started.send(Err(seen));
+            }
+        });
+        match tokio::time::timeout(WAIT, ready).await {
+            Ok(Ok(Ok(worker_id))) => process.worker_id = worker_id,
+            Ok(Ok(Err(log))) => panic!("spool worker exited before starting:\n{}", log.join("\n")),
+            other => panic!("spool worker did not start: {other:?}"),
+        }
+        process
+    }
+
+    /// Kills the process with SIGKILL: no drain, no hand-back.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The distinct `worker_id`s that jobs were last run by.
+async fn worker_ids(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar("select distinct worker_id from spool.jobs order by 1")
+        .fetch_all(&db.pool)
+        .await
+        .expect("worker ids")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_worker_processes_never_run_a_job_twice() {
+    let ledger_host = Recorder::start().await;
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[ledger_host.host()]).await;
+    let (a, b) = tokio::join!(
+        WorkerProcess::start(&spool.db, &[]),
+        WorkerProcess::start(&spool.db, &[]),
+    );
+    let ids: Vec<String> = (0..200).map(|i| format!("job-{i:03}")).collect();
+
+    let requests: Vec<EnqueueRequest> = ids
+        .iter()
+        .map(|id| EnqueueRequest {
+            kind: "probe".into(),
+            params: ledger(&ledger_host, id),
+            job_id: Some(id.clone()),
+            ..EnqueueRequest::default()
+        })
+        .collect();
+    let enqueues = requests.iter().map(|r| spool.client.job_enqueue(r));
+    futures::future::try_join_all(enqueues)
+        .await
+        .expect("enqueue");
+    spool.db.wait_for_jobs(JobState::Completed, 200).await;
+
+    let hits = ledger_host.hits();
+    let expected = ids.iter().map(|id| (format!("/ledger/{id}"), 1)).collect();
+    assert_eq!(hits, expected, "every job posted exactly once");
+    let retried: i64 = sqlx::query_scalar("select count(*) from spool.jobs where attempt <> 1")
+        .fetch_one(&spool.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(retried, 0);
+    let mut both = vec![a.worker_id.clone(), b.worker_id.clone()];
+    both.sort();
+    assert_eq!(
+        worker_ids(&spool.db).await,
+        both,
+        "both processes did some of the work"
+    );
+    drop((a, b));
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_workers_job_is_rescued_and_finished_by_the_other() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+    let args = [
+        "--lease",
+        "1s",
+        "--rescue-interval",
+        "200ms",
+        "--retry-base",
+        "100ms",
+    ];
+    let (a, b) = tokio::join!(
+        WorkerProcess::start(&spool.db, &args),
+        WorkerProcess::start(&spool.db, &args),
+    );
+    let mut workers = [a, b];
+
+    // Long enough to outlive its lease several times; the survivor runs
+    // it again in full.
+    spool
+        .probe("long", json!({"do": "sleep", "ms": 5000}))
+        .await;
+    spool.wait_for_state("long", JobState::Running).await;
+    let holder = spool::queue::job_get(&spool.db.pool, "default", "long")
+        .await
+        .unwrap()
+        .worker_id
+        .expect("a running job has a worker");
+    let dead = workers
+        .iter()
+        .position(|w| w.worker_id == holder)
+        .expect("one of the processes holds the job");
+    workers[dead].kill();
+    let survivor = workers[1 - dead].worker_id.clone();
+
+    let job = spool.wait_for_state("long", JobState::Completed).await;
+
+    assert_eq!(job.attempt, 2);
+    assert_eq!(job.result, Some(json!({"slept_ms": 5000})));
+    assert_eq!(job.errors.len(), 1);
+    assert_eq!(job.errors[0].attempt, 1);
+    let error = &job.errors[0].error;
+    assert!(error.contains("lease expired"), "{error}");
+    assert!(error.contains(&holder), "{error}");
+    assert_eq!(worker_ids(&spool.db).await, [survivor]);
+    drop(workers);
+    spool.stop().await;
+}
