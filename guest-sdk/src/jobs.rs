@@ -31,6 +31,7 @@ pub struct Options {
     pub priority: Option<u8>,
     /// The queue; the running job's queue by default.
     pub queue: Option<String>,
+    /// How many attempts it may have; the module's default otherwise.
     pub max_attempts: Option<u32>,
 }
 
@@ -82,7 +83,10 @@ pub fn enqueue<P: Serialize>(kind: &str, params: &P, options: Options) -> Result
         max_attempts: options.max_attempts,
     };
     match host::enqueue(kind, &params, &options) {
-        Ok(enqueued) => Ok(Enqueued { id: enqueued.id, created: enqueued.created }),
+        Ok(enqueued) => Ok(Enqueued {
+            id: enqueued.id,
+            created: enqueued.created,
+        }),
         Err(EnqueueError::Invalid(m)) => Err(Error::Invalid(m)),
         Err(EnqueueError::UnknownKind(m)) => Err(Error::UnknownKind(m)),
         Err(EnqueueError::LimitReached(m)) => Err(Error::LimitReached(m)),

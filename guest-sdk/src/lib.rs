@@ -77,6 +77,18 @@
 //! converts into [`Error::Retry`] with `?`; use [`ResultExt`] to choose
 //! another outcome.
 //!
+//! # What a job can reach
+//!
+//! A job runs in a sandbox: no files, environment, sockets or arguments.
+//! What it gets is explicit:
+//!
+//! - [`log`]: structured events in the host's log, carrying the job's id,
+//!   kind, tenant and attempt;
+//! - [`config`]: the tenant's config entries and secrets;
+//! - [`kv`]: the tenant's key-value store, for counters and small state;
+//! - [`jobs`]: follow-up jobs for the same tenant, and progress reports;
+//! - [`http`]: outbound requests to the hosts the module was deployed with.
+//!
 //! # Running more than once
 //!
 //! Spool runs each job at least once: a worker that dies mid-job leaves the

@@ -39,6 +39,7 @@ async fn a_missing_local_database_is_created_and_migrated() {
             "_sqlx_migrations",
             "config",
             "jobs",
+            "kv",
             "module_blobs",
             "modules"
         ]

@@ -86,6 +86,30 @@ async fn send_email_posts_one_message_with_the_job_id_as_idempotency_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_email_sends_the_api_key_secret_as_a_bearer_token() {
+    let sink = Recorder::start().await;
+    let spool = Harness::start().await;
+    deploy_example(&spool, &sink, "user:send-email", "send-email").await;
+    set_mail_url(&spool, &sink).await;
+    spool
+        .client
+        .config_set("mail_api_key", "key-9f2b7c41", true)
+        .await
+        .unwrap();
+
+    let params = json!({"to": "grace@example.com", "name": "Grace"});
+    enqueue(&spool, "user:send-email", "welcome:grace", params).await;
+    spool
+        .wait_for_state("welcome:grace", JobState::Completed)
+        .await;
+
+    let received = sink.requests();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].headers["authorization"], "Bearer key-9f2b7c41");
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_email_discards_invalid_params_after_one_attempt() {
     let sink = Recorder::start().await;
     let spool = Harness::start().await;
@@ -225,6 +249,7 @@ async fn user_stats_aggregates_events_exactly() {
             "top_post": 7,
             "first_at": "2026-11-30T23:59:59Z",
             "last_at": "2026-12-02T08:00:00.250Z",
+            "updates": 1,
         }))
     );
     assert_eq!(
@@ -239,7 +264,25 @@ async fn user_stats_aggregates_events_exactly() {
             "top_post": null,
             "first_at": null,
             "last_at": null,
+            "updates": 1,
         }))
+    );
+    let kept: Vec<(String, String)> = sqlx::query_as(
+        "select key, value from spool.kv where key like 'user-stats:42%' order by key",
+    )
+    .fetch_all(&spool.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(
+        kept[1],
+        ("user-stats:42:updates".to_string(), "1".to_string())
+    );
+    let aggregate: Value = serde_json::from_str(&kept[0].1).unwrap();
+    assert_eq!(
+        Some(aggregate),
+        busy.result,
+        "the aggregate is kept in the store"
     );
     spool.stop().await;
 }

@@ -1,90 +1,12 @@
 //! Real `spool worker` processes sharing one database.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use serde_json::{Value, json};
+use serde_json::json;
 use spool::api::types::EnqueueRequest;
 use spool::queue::JobState;
-use tokio::sync::oneshot;
 
 use crate::support::recorder::Recorder;
-use crate::support::{Harness, TestDb, WAIT, ledger};
-
-/// A `spool worker` process, killed when dropped so that a failing test
-/// leaves nothing running.
-struct WorkerProcess {
-    child: Child,
-    /// What the worker writes into `jobs.worker_id`.
-    worker_id: String,
-}
-
-impl WorkerProcess {
-    /// Starts a worker on `db` and waits until its claim loop runs.
-    async fn start(db: &TestDb, extra_args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .arg("worker")
-            .args(["--database-url", &db.url()])
-            .args(["--concurrency", "4", "--poll-interval", "100ms"])
-            .args(["--max-connections", "8", "--log-format", "json"])
-            .args(extra_args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start spool worker");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut process = Self {
-            child,
-            worker_id: String::new(),
-        };
-
-        // Read the log until the worker says it started, then keep
-        // draining it so that the process never blocks on a full pipe.
-        let (started, ready) = oneshot::channel();
-        std::thread::spawn(move || {
-            let mut started = Some(started);
-            let mut seen = Vec::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if started.is_none() {
-                    continue;
-                }
-                let event: Value = serde_json::from_str(&line).unwrap_or_default();
-                if event["message"] == "worker started"
-                    && let Some(id) = event["worker_id"].as_str()
-                    && let Some(started) = started.take()
-                {
-                    let _ = started.send(Ok(id.to_string()));
-                } else {
-                    seen.push(line);
-                }
-            }
-            if let Some(started) = started {
-                let _ = started.send(Err(seen));
-            }
-        });
-        match tokio::time::timeout(WAIT, ready).await {
-            Ok(Ok(Ok(worker_id))) => process.worker_id = worker_id,
-            Ok(Ok(Err(log))) => panic!("spool worker exited before starting:\n{}", log.join("\n")),
-            other => panic!("spool worker did not start: {other:?}"),
-        }
-        process
-    }
-
-    /// Kills the process with SIGKILL: no drain, no hand-back.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::support::worker_process::WorkerProcess;
+use crate::support::{Harness, TestDb, ledger};
 
 /// The distinct `worker_id`s that jobs were last run by.
 async fn worker_ids(db: &TestDb) -> Vec<String> {

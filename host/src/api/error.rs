@@ -69,7 +69,10 @@ impl Error {
 
 impl From<queue::rules::Invalid> for Error {
     fn from(invalid: queue::rules::Invalid) -> Self {
-        Self::Invalid { field: Some(invalid.field), message: invalid.message }
+        Self::Invalid {
+            field: Some(invalid.field),
+            message: invalid.message,
+        }
     }
 }
 

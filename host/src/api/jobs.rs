@@ -55,12 +55,20 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
     }
     let queue = request.queue.unwrap_or_else(|| "default".to_string());
     rules::check_queue("queue", &queue)?;
-    let priority = request.priority.map(|p| rules::check_priority("priority", p)).transpose()?;
-    let max_attempts =
-        request.max_attempts.map(|n| rules::check_max_attempts("max_attempts", n)).transpose()?;
+    let priority = request
+        .priority
+        .map(|p| rules::check_priority("priority", p))
+        .transpose()?;
+    let max_attempts = request
+        .max_attempts
+        .map(|n| rules::check_max_attempts("max_attempts", n))
+        .transpose()?;
     let (run_at, delay_secs) = match (&request.run_at, &request.delay) {
         (Some(_), Some(_)) => {
-            return Err(Error::invalid("run_at", "run_at and delay: give one or the other, not both"));
+            return Err(Error::invalid(
+                "run_at",
+                "run_at and delay: give one or the other, not both",
+            ));
         }
         (Some(run_at), None) => (Some(input::parse_timestamp("run_at", run_at)?), 0.0),
         (None, Some(delay)) => (None, input::parse_duration("delay", delay)?.as_secs_f64()),

@@ -6,9 +6,13 @@ use super::Result;
 
 /// The value under a tenant's key.
 pub async fn kv_get(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Result<Option<String>> {
-    let value = sqlx::query_scalar!("select value from spool.kv where tenant = $1 and key = $2", tenant, key)
-        .fetch_optional(db)
-        .await?;
+    let value = sqlx::query_scalar!(
+        "select value from spool.kv where tenant = $1 and key = $2",
+        tenant,
+        key
+    )
+    .fetch_optional(db)
+    .await?;
     Ok(value)
 }
 
@@ -30,9 +34,13 @@ pub async fn kv_set(db: impl PgExecutor<'_>, tenant: &str, key: &str, value: &st
 
 /// Removes a tenant's key; whether it existed.
 pub async fn kv_delete(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Result<bool> {
-    let deleted = sqlx::query!("delete from spool.kv where tenant = $1 and key = $2", tenant, key)
-        .execute(db)
-        .await?;
+    let deleted = sqlx::query!(
+        "delete from spool.kv where tenant = $1 and key = $2",
+        tenant,
+        key
+    )
+    .execute(db)
+    .await?;
     Ok(deleted.rows_affected() == 1)
 }
 
@@ -40,7 +48,12 @@ pub async fn kv_delete(db: impl PgExecutor<'_>, tenant: &str, key: &str) -> Resu
 /// one statement, so that concurrent increments all count. Fails with a
 /// data error (SQLSTATE 22P02 or 22003) when the stored value is not an
 /// integer or the sum overflows.
-pub async fn kv_increment(db: impl PgExecutor<'_>, tenant: &str, key: &str, delta: i64) -> Result<i64> {
+pub async fn kv_increment(
+    db: impl PgExecutor<'_>,
+    tenant: &str,
+    key: &str,
+    delta: i64,
+) -> Result<i64> {
     let sum = sqlx::query_scalar!(
         r#"
         insert into spool.kv as kv (tenant, key, value) values ($1, $2, $3::bigint::text)

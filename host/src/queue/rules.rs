@@ -18,7 +18,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: &str, problem: impl std::fmt::Display) -> Self {
-        Self { field: field.to_string(), message: format!("{field}: {problem}") }
+        Self {
+            field: field.to_string(),
+            message: format!("{field}: {problem}"),
+        }
     }
 }
 
@@ -35,7 +38,10 @@ pub fn check_queue(field: &str, queue: &str) -> Result<(), Invalid> {
 
 fn check_name(field: &str, value: &str, max: usize, punctuation: &[char]) -> Result<(), Invalid> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || punctuation.contains(&c);
-    let starts_well = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let starts_well = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if value.is_empty() || value.len() > max || !starts_well || !value.chars().all(allowed) {
         let punctuation: String = punctuation.iter().collect();
         return Err(Invalid::new(
@@ -78,7 +84,10 @@ pub fn check_priority(field: &str, priority: i64) -> Result<i16, Invalid> {
 pub fn check_max_attempts(field: &str, max_attempts: i64) -> Result<i32, Invalid> {
     match max_attempts {
         1..=1000 => Ok(max_attempts as i32),
-        n => Err(Invalid::new(field, format!("{n} is not between 1 and 1000"))),
+        n => Err(Invalid::new(
+            field,
+            format!("{n} is not between 1 and 1000"),
+        )),
     }
 }
 
@@ -92,7 +101,9 @@ pub fn check_params(field: &str, params: &Value) -> Result<(), Invalid> {
             "contains \\u0000, which cannot be stored; remove it or encode the data",
         ));
     }
-    let size = serde_json::to_vec(params).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(params)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PARAMS_BYTES {
         return Err(Invalid::new(
             field,
@@ -106,11 +117,16 @@ pub fn check_params(field: &str, params: &Value) -> Result<(), Invalid> {
 fn nul_path(value: &Value, path: &str) -> Option<String> {
     match value {
         Value::String(s) if s.contains('\0') => Some(path.to_string()),
-        Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]")))
-        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
         Value::Object(map) => map.iter().find_map(|(key, item)| {
-            if key.contains('\0') { Some(path.to_string()) } else { nul_path(item, &format!("{path}.{key}")) }
+            if key.contains('\0') {
+                Some(path.to_string())
+            } else {
+                nul_path(item, &format!("{path}.{key}"))
+            }
         }),
         _ => None,
     }
@@ -127,7 +143,13 @@ mod tests {
         assert!(check_kind("kind", "user:send-email").is_ok());
         assert!(check_kind("kind", "a.b_c-1").is_ok());
         for bad in ["", ":x", "has space", "ü", &"k".repeat(129)] {
-            assert!(check_kind("kind", bad).unwrap_err().message.starts_with("kind: "), "{bad:?}");
+            assert!(
+                check_kind("kind", bad)
+                    .unwrap_err()
+                    .message
+                    .starts_with("kind: "),
+                "{bad:?}"
+            );
         }
     }
 
@@ -136,14 +158,23 @@ mod tests {
         assert!(check_job_id("job_id", "send-email:ada@example.com").is_ok());
         let message = |id: &str| check_job_id("job_id", id).unwrap_err().message;
         assert_eq!(message(""), "job_id: must not be empty");
-        assert_eq!(message("a\nb"), "job_id: must not contain control characters");
-        assert_eq!(message(" a"), "job_id: must not start or end with whitespace");
+        assert_eq!(
+            message("a\nb"),
+            "job_id: must not contain control characters"
+        );
+        assert_eq!(
+            message(" a"),
+            "job_id: must not start or end with whitespace"
+        );
     }
 
     #[test]
     fn ranges_are_checked() {
         assert_eq!(check_priority("priority", 9), Ok(9));
-        assert_eq!(check_priority("priority", 10).unwrap_err().message, "priority: 10 is not between 0 and 9");
+        assert_eq!(
+            check_priority("priority", 10).unwrap_err().message,
+            "priority: 10 is not between 0 and 9"
+        );
         assert_eq!(check_max_attempts("max_attempts", 1), Ok(1));
         assert!(check_max_attempts("max_attempts", 0).is_err());
     }
@@ -152,7 +183,8 @@ mod tests {
     fn nul_in_params_is_refused_with_its_path() {
         assert!(check_params("params", &json!({"a": [1, "ok"]})).is_ok());
 
-        let error = check_params("params", &json!({"user": {"names": ["ok", "a\u{0}b"]}})).unwrap_err();
+        let error =
+            check_params("params", &json!({"user": {"names": ["ok", "a\u{0}b"]}})).unwrap_err();
 
         assert_eq!(error.field, "params.user.names[1]");
         assert!(error.message.contains("\\u0000"), "{}", error.message);

@@ -235,6 +235,13 @@ impl Runtime {
             returned = tokio::time::timeout(timeout, call) => Some(returned),
         };
         let state = store.into_data();
+        if state.log.dropped() > 0 {
+            tracing::warn!(
+                dropped = state.log.dropped(),
+                blame = Blame::Guest.as_str(),
+                "guest logged over its rate; events were dropped"
+            );
+        }
         let outcome = match returned {
             None => Outcome::cancelled_while_running(),
             Some(Err(_elapsed)) => Outcome::timed_out(timeout),

@@ -134,6 +134,13 @@ impl Outcome {
 
         let message = match error.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
+            // Rust and C guests keep their stack in linear memory, below its
+            // start: overflowing it reads or writes out of bounds.
+            Some(Trap::MemoryOutOfBounds) => {
+                "out-of-bounds memory access (a stack overflow from unbounded recursion, or a \
+                 memory bug in the guest)"
+                    .to_string()
+            }
             Some(Trap::UnreachableCodeReached) => match panic_message(&state.stderr()) {
                 Some(panic) => format!("guest panicked: {panic}"),
                 None => "guest aborted (unreachable instruction reached)".to_string(),
@@ -147,9 +154,19 @@ impl Outcome {
     /// Passes the failure message through `redact`.
     pub(super) fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
         match self {
-            Self::Failed { action, message, blame, log, elapsed } => {
-                Self::Failed { action, message: redact(&message), blame, log, elapsed }
-            }
+            Self::Failed {
+                action,
+                message,
+                blame,
+                log,
+                elapsed,
+            } => Self::Failed {
+                action,
+                message: redact(&message),
+                blame,
+                log,
+                elapsed,
+            },
             completed => completed,
         }
     }

@@ -106,7 +106,9 @@ impl State {
 
     /// `text` with the values of the secrets the guest read blanked out.
     pub fn redact(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |text, secret| text.replace(secret, REDACTED))
+        self.secrets.iter().fold(text.to_string(), |text, secret| {
+            text.replace(secret, REDACTED)
+        })
     }
 
     /// The attempt's kept log lines, with outbound requests that were
@@ -120,12 +122,19 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_policy }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
     }
 }

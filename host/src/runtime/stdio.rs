@@ -21,18 +21,27 @@ pub struct TailPipe {
 
 impl TailPipe {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, tail: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))) }
+        Self {
+            capacity,
+            tail: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
+        }
     }
 
     /// The kept bytes, lossily decoded.
     pub fn contents(&self) -> String {
-        let tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let bytes: Vec<u8> = tail.iter().copied().collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
     fn append(&self, bytes: &[u8]) {
-        let mut tail = self.tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let bytes = &bytes[bytes.len().saturating_sub(self.capacity)..];
         let overflow = (tail.len() + bytes.len()).saturating_sub(self.capacity);
         tail.drain(..overflow);
@@ -53,7 +62,11 @@ impl StdoutStream for TailPipe {
 }
 
 impl AsyncWrite for TailPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -6,20 +6,21 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::completer::{Completion, Sender};
+use super::completer::{Completion, Handover, Sender};
 use super::inflight::{Stop, StopReason};
 use super::{HOST_FAULT_DELAY, Shared};
 use crate::queue::{self, AttemptError, Claimed, FailAction, Finish};
 use crate::runtime::{self, Attempt, Blame, Limits, Outcome};
 use crate::telemetry::error_chain;
 
-/// Runs `job`'s attempt and hands its outcome to the completer. Holds
-/// `permit` (an attempt slot) while the guest runs.
+/// Runs `job`'s attempt and hands its outcome to the completer, with
+/// `slot`: the slot stays taken until the outcome is written, so that a
+/// worker never holds more running jobs than its concurrency.
 pub async fn run(
     shared: Arc<Shared>,
     job: Claimed,
     completions: Sender,
-    permit: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 ) {
     let span = tracing::info_span!(
         "attempt",
@@ -36,12 +37,14 @@ pub async fn run(
             .stop_signal(job.seq, job.attempt)
             .expect("the claim registered the attempt");
         let outcome = execute(&shared, &job, &stop).await;
-        drop(permit);
-        shared.wake.notify_one();
 
         let completion = decide(&shared, &job, outcome, stop.reason());
         shared.inflight.end(job.seq, job.attempt);
-        if completions.send(completion).await.is_err() {
+        if completions
+            .send(Handover { completion, slot })
+            .await
+            .is_err()
+        {
             tracing::error!("completer is gone; the outcome is lost and the job will be rescued");
         }
     }

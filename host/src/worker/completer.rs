@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -44,26 +44,37 @@ impl Completion {
     }
 }
 
-pub type Sender = mpsc::Sender<Completion>;
+/// An attempt's outcome, with the attempt slot it keeps until the outcome
+/// is written.
+#[derive(Debug)]
+pub struct Handover {
+    pub completion: Completion,
+    pub slot: OwnedSemaphorePermit,
+}
+
+pub type Sender = mpsc::Sender<Handover>;
 
 /// Starts the completer. It stops once every sender is dropped and what
 /// they sent is written.
 pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
     let task = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Handover> = Vec::with_capacity(MAX_BATCH);
         while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            write(&shared, &batch).await;
-            for completion in batch.drain(..) {
+            let completions: Vec<&Completion> = batch.iter().map(|h| &h.completion).collect();
+            write(&shared, &completions).await;
+            for Handover { completion, slot } in batch.drain(..) {
                 let (seq, attempt) = completion.key();
                 shared.inflight.remove(seq, attempt);
+                drop(slot);
             }
+            shared.wake.notify_one();
         }
     });
     (sender, task)
 }
 
-async fn write(shared: &Shared, batch: &[Completion]) {
+async fn write(shared: &Shared, batch: &[&Completion]) {
     let finishes: Vec<Finish> = batch
         .iter()
         .filter_map(|c| match c {

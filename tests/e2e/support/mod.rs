@@ -4,6 +4,7 @@
 //! call.
 
 pub mod recorder;
+pub mod worker_process;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -27,6 +28,7 @@ const GUESTS: &[&str] = &[
     "probe",
     "not-a-job",
     "unknown-import",
+    "raw",
     "send-email",
     "user-stats",
     "cart-reminder",

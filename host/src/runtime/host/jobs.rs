@@ -29,7 +29,12 @@ fn fault(what: &str, error: &queue::Error) -> wasmtime::Error {
 }
 
 impl State {
-    fn follow_up(&self, kind: String, params: &str, options: EnqueueOptions) -> Result<NewJob, EnqueueError> {
+    fn follow_up(
+        &self,
+        kind: String,
+        params: &str,
+        options: EnqueueOptions,
+    ) -> Result<NewJob, EnqueueError> {
         let invalid = |e: rules::Invalid| EnqueueError::Invalid(e.message);
         rules::check_kind("kind", &kind).map_err(invalid)?;
         let params: Value = serde_json::from_str(params)
@@ -40,7 +45,8 @@ impl State {
         }
         let queue = options.queue.unwrap_or_else(|| self.job.queue.clone());
         rules::check_queue("queue", &queue).map_err(invalid)?;
-        let priority = rules::check_priority("priority", options.priority.unwrap_or(0).into()).map_err(invalid)?;
+        let priority = rules::check_priority("priority", options.priority.unwrap_or(0).into())
+            .map_err(invalid)?;
         let max_attempts = options
             .max_attempts
             .map(|n| rules::check_max_attempts("max_attempts", n.into()))
@@ -78,12 +84,20 @@ impl Host for State {
             Err(e) => return Ok(Err(e)),
         };
 
-        let mut conn = self.job.pool.acquire().await.map_err(|e| fault("enqueue", &e.into()))?;
+        let mut conn = self
+            .job
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| fault("enqueue", &e.into()))?;
         match queue::job_insert(&mut conn, &new).await {
             Ok(inserted) => {
                 self.job_calls.enqueued += 1;
                 tracing::debug!(follow_up = %inserted.job.id, created = inserted.created, "enqueued a follow-up job");
-                Ok(Ok(Enqueued { id: inserted.job.id, created: inserted.created }))
+                Ok(Ok(Enqueued {
+                    id: inserted.job.id,
+                    created: inserted.created,
+                }))
             }
             Err(queue::Error::UnknownKind { kind }) => Ok(Err(EnqueueError::UnknownKind(format!(
                 "kind: {kind:?} has no deployed module"
@@ -94,17 +108,31 @@ impl Host for State {
 
     async fn progress(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
         let now = Instant::now();
-        if self.job_calls.last_progress.is_some_and(|last| now - last < PROGRESS_INTERVAL) {
+        if self
+            .job_calls
+            .last_progress
+            .is_some_and(|last| now - last < PROGRESS_INTERVAL)
+        {
             return Ok(());
         }
         self.job_calls.last_progress = Some(now);
 
-        let message: String =
-            message.chars().take(MAX_PROGRESS_CHARS).map(|c| if c == '\0' { '\u{fffd}' } else { c }).collect();
+        let message: String = message
+            .chars()
+            .take(MAX_PROGRESS_CHARS)
+            .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+            .collect();
         let percent = i16::from(percent.min(100));
-        queue::job_progress(&self.job.pool, self.job.seq, self.job.attempt as i32, percent, &message, self.job.lease)
-            .await
-            .map_err(|e| fault("record progress", &e))?;
+        queue::job_progress(
+            &self.job.pool,
+            self.job.seq,
+            self.job.attempt as i32,
+            percent,
+            &message,
+            self.job.lease,
+        )
+        .await
+        .map_err(|e| fault("record progress", &e))?;
         Ok(())
     }
 }

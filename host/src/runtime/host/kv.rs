@@ -22,7 +22,9 @@ fn check_key(key: &str) -> Result<(), KvError> {
         )));
     }
     if key.contains('\0') {
-        return Err(KvError::TooLarge("key: must not contain \\u0000".to_string()));
+        return Err(KvError::TooLarge(
+            "key: must not contain \\u0000".to_string(),
+        ));
     }
     Ok(())
 }
@@ -32,7 +34,9 @@ impl Host for State {
         if check_key(&key).is_err() {
             return Ok(None);
         }
-        queue::kv_get(&self.job.pool, &self.job.tenant, &key).await.map_err(|e| fault("kv get", &e))
+        queue::kv_get(&self.job.pool, &self.job.tenant, &key)
+            .await
+            .map_err(|e| fault("kv get", &e))
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), KvError>> {
@@ -54,10 +58,16 @@ impl Host for State {
         if check_key(&key).is_err() {
             return Ok(false);
         }
-        queue::kv_delete(&self.job.pool, &self.job.tenant, &key).await.map_err(|e| fault("kv delete", &e))
+        queue::kv_delete(&self.job.pool, &self.job.tenant, &key)
+            .await
+            .map_err(|e| fault("kv delete", &e))
     }
 
-    async fn increment(&mut self, key: String, delta: i64) -> wasmtime::Result<Result<i64, KvError>> {
+    async fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, KvError>> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }

@@ -38,7 +38,13 @@ pub struct GuestLog {
 
 impl Default for GuestLog {
     fn default() -> Self {
-        Self { lines: VecDeque::new(), tokens: BURST, refilled: Instant::now(), emitted: 0, dropped: 0 }
+        Self {
+            lines: VecDeque::new(),
+            tokens: BURST,
+            refilled: Instant::now(),
+            emitted: 0,
+            dropped: 0,
+        }
     }
 }
 
@@ -143,7 +149,9 @@ mod tests {
         let start = log.refilled;
 
         let burst = (0..1000).filter(|_| log.admit(start)).count();
-        let a_second_later = (0..1000).filter(|_| log.admit(start + Duration::from_secs(1))).count();
+        let a_second_later = (0..1000)
+            .filter(|_| log.admit(start + Duration::from_secs(1)))
+            .count();
 
         assert_eq!(burst, 100);
         assert_eq!(a_second_later, 50);
@@ -153,7 +161,13 @@ mod tests {
         }
         let lines = log.into_lines();
         assert_eq!(lines.len(), KEPT_LINES);
-        assert!(lines.last().unwrap().contains("1850 log events were not written"), "{lines:?}");
+        assert!(
+            lines
+                .last()
+                .unwrap()
+                .contains("1850 log events were not written"),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -161,7 +175,9 @@ mod tests {
         let mut log = GuestLog::default();
         let start = log.refilled;
 
-        let admitted = (0..2000u64).filter(|i| log.admit(start + Duration::from_secs(*i))).count();
+        let admitted = (0..2000u64)
+            .filter(|i| log.admit(start + Duration::from_secs(*i)))
+            .count();
 
         assert_eq!(admitted, MAX_EVENTS as usize);
     }

@@ -46,8 +46,12 @@ enum Action {
         #[serde(default)]
         secret: Option<String>,
     },
-    /// Logs `count` lines at info.
-    Log { count: u32 },
+    /// Logs `count` lines at info, then fails if `fail`.
+    Log {
+        count: u32,
+        #[serde(default)]
+        fail: bool,
+    },
     /// Prints `count` lines to stdout and stderr, then returns.
     Print { count: u32 },
     /// Recurses without end.
@@ -58,12 +62,14 @@ enum Action {
     Sandbox,
     /// Sends `count` GET requests to `url`; returns how many got through.
     HttpMany { url: String, count: u32 },
-    /// Runs key-value operations: `set` then `increment` by `delta`, then
-    /// reads back.
+    /// Key-value operations: sets `key` to `value` if given, adds `delta`
+    /// to `counter` if given, and returns `key`'s value and the sum.
     Kv {
         key: String,
         #[serde(default)]
         value: Option<String>,
+        #[serde(default)]
+        counter: Option<String>,
         #[serde(default)]
         delta: i64,
     },
@@ -79,7 +85,11 @@ enum Action {
     /// Enqueues `count` follow-up echo jobs of kind `kind`.
     EnqueueMany { kind: String, count: u32 },
     /// Reports progress, then sleeps `ms` so that it can be seen.
-    Progress { percent: u8, message: String, ms: u64 },
+    Progress {
+        percent: u8,
+        message: String,
+        ms: u64,
+    },
     /// Reads secret `name`, logs it and fails with it in the message.
     LeakSecret { name: String },
 }
@@ -144,9 +154,12 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             "value": spool_sdk::config::get(&name),
             "secret": secret.and_then(|s| spool_sdk::config::secret(&s)),
         })),
-        Action::Log { count } => {
+        Action::Log { count, fail } => {
             for i in 0..count {
                 spool_sdk::log::info("probe line", &[("i", &i.to_string())]);
+            }
+            if fail {
+                return Err(Error::fail(format!("logged {count} lines")));
             }
             Ok(json!({ "logged": count }))
         }
@@ -158,20 +171,36 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             Ok(json!({ "printed": count }))
         }
         Action::Recurse => Ok(json!({ "depth": recurse(0) })),
-        Action::Trap => core::arch::wasm32::unreachable(),
+        // On wasm, abort is the `unreachable` instruction.
+        Action::Trap => std::process::abort(),
         Action::Sandbox => Ok(sandbox()),
         Action::HttpMany { url, count } => {
-            let sent = (0..count).filter(|_| Request::get(url.clone()).send().is_ok()).count();
+            let sent = (0..count)
+                .filter(|_| Request::get(url.clone()).send().is_ok())
+                .count();
             Ok(json!({ "sent": sent }))
         }
-        Action::Kv { key, value, delta } => {
+        Action::Kv {
+            key,
+            value,
+            counter,
+            delta,
+        } => {
             if let Some(value) = &value {
                 spool_sdk::kv::set(&key, value)?;
             }
-            let sum = spool_sdk::kv::increment(&format!("{key}:n"), delta)?;
+            let sum = match &counter {
+                Some(counter) => Some(spool_sdk::kv::increment(counter, delta)?),
+                None => None,
+            };
             Ok(json!({ "value": spool_sdk::kv::get(&key), "sum": sum }))
         }
-        Action::Enqueue { kind, params, job_id, delay_secs } => {
+        Action::Enqueue {
+            kind,
+            params,
+            job_id,
+            delay_secs,
+        } => {
             let options = spool_sdk::jobs::Options {
                 job_id,
                 delay: delay_secs.map(Duration::from_secs),
@@ -191,7 +220,11 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             }
             Ok(json!({ "enqueued": ids.len() }))
         }
-        Action::Progress { percent, message, ms } => {
+        Action::Progress {
+            percent,
+            message,
+            ms,
+        } => {
             spool_sdk::jobs::progress(percent, &message);
             #[expect(
                 clippy::disallowed_methods,
@@ -209,6 +242,7 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
 }
 
 /// Recurses until the stack runs out.
+#[expect(unconditional_recursion, reason = "running out of stack is the point")]
 fn recurse(depth: u64) -> u64 {
     let mut frame = [0u8; 256];
     frame[0] = depth as u8;
@@ -227,7 +261,8 @@ fn sandbox() -> Value {
     let write = std::fs::write("/tmp/spool-probe", b"x").map(|()| "written".to_string());
     let tcp = std::net::TcpStream::connect("127.0.0.1:5432").map(|_| "connected".to_string());
     let udp = std::net::UdpSocket::bind("0.0.0.0:0").map(|_| "bound".to_string());
-    let dns = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80)).map(|a| format!("{} addresses", a.count()));
+    let dns = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80))
+        .map(|a| format!("{} addresses", a.count()));
     json!({
         "file": outcome(file.map_err(|e| e.to_string())),
         "dir": outcome(dir.map_err(|e| e.to_string())),

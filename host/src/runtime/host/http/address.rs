@@ -29,7 +29,12 @@ pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail()),
         [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(tail()),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail()),
-        [0x2002, a, b, ..] => Some(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8)),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::new(
+            (a >> 8) as u8,
+            a as u8,
+            (b >> 8) as u8,
+            b as u8,
+        )),
         _ => None,
     }
 }
@@ -108,14 +113,25 @@ mod tests {
 
     #[test]
     fn internet_addresses_are_public() {
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(public(ip), "{ip} is public");
         }
     }
 
     #[test]
     fn embedded_addresses_compare_equal() {
-        assert!(same_host("127.0.0.1".parse().unwrap(), "::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!same_host("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()));
+        assert!(same_host(
+            "127.0.0.1".parse().unwrap(),
+            "::ffff:127.0.0.1".parse().unwrap()
+        ));
+        assert!(!same_host(
+            "127.0.0.1".parse().unwrap(),
+            "127.0.0.2".parse().unwrap()
+        ));
     }
 }

@@ -50,7 +50,10 @@ struct Denials(Arc<Mutex<Vec<String>>>);
 impl Denials {
     fn record(&self, line: String) {
         tracing::debug!(target: "spool::guest", "{line}");
-        let mut lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if lines.len() < MAX_DENIALS_KEPT {
             lines.push(line);
         }
@@ -72,13 +75,26 @@ impl Grant {
 
 impl HttpPolicy {
     pub fn new(allowed_hosts: &[String]) -> Self {
-        let grants = allowed_hosts.iter().filter_map(|g| parse_grant(g)).collect();
-        Self { grants, sent: 0, denials: Denials::default() }
+        let grants = allowed_hosts
+            .iter()
+            .filter_map(|g| parse_grant(g))
+            .collect();
+        Self {
+            grants,
+            sent: 0,
+            denials: Denials::default(),
+        }
     }
 
     /// Log lines for the requests that were refused.
     pub fn into_denials(self) -> Vec<String> {
-        std::mem::take(&mut self.denials.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        std::mem::take(
+            &mut self
+                .denials
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     /// The grant covering `host:port`, if any.
@@ -112,7 +128,9 @@ impl WasiHttpHooks for HttpPolicy {
         let Some(grant) = self.grant(&host, port, default_port).cloned() else {
             return self.deny(
                 HttpError::HttpRequestDenied,
-                format!("warn: outbound request to {target} denied: not in the module's allowed hosts"),
+                format!(
+                    "warn: outbound request to {target} denied: not in the module's allowed hosts"
+                ),
             );
         };
         if self.sent >= MAX_REQUESTS {
@@ -127,7 +145,10 @@ impl WasiHttpHooks for HttpPolicy {
         self.sent += 1;
 
         let waits = send::Waits::capped(options.unwrap_or_default(), MAX_WAIT);
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let denials = self.denials.clone();
         let denied = move |addrs: &[SocketAddr]| {
             let addrs: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
@@ -156,14 +177,20 @@ async fn resolve(
         Err(_) => tokio::time::timeout(wait, tokio::net::lookup_host((host.as_str(), port)))
             .await
             .map_err(|_| HttpError::DnsTimeout)?
-            .map_err(|e| HttpError::DnsError { rcode: Some(e.to_string()), info_code: None })?
+            .map_err(|e| HttpError::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            })?
             .collect(),
     };
     let allowed = found
         .iter()
         .copied()
         .filter(|addr| {
-            address::is_public(addr.ip()) || grant.ip().is_some_and(|ip| address::same_host(ip, addr.ip()))
+            address::is_public(addr.ip())
+                || grant
+                    .ip()
+                    .is_some_and(|ip| address::same_host(ip, addr.ip()))
         })
         .collect();
     Ok((allowed, found))
@@ -179,14 +206,21 @@ fn parse_grant(grant: &str) -> Option<Grant> {
             "" => None,
             _ => Some(after.strip_prefix(':')?.parse().ok()?),
         };
-        return Some(Grant { host: host.to_string(), port });
+        return Some(Grant {
+            host: host.to_string(),
+            port,
+        });
     }
     match grant.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => {
-            Some(Grant { host: host.to_string(), port: Some(port.parse().ok()?) })
-        }
+        Some((host, port)) if !host.is_empty() => Some(Grant {
+            host: host.to_string(),
+            port: Some(port.parse().ok()?),
+        }),
         Some(_) => None,
-        None if !grant.is_empty() => Some(Grant { host: grant, port: None }),
+        None if !grant.is_empty() => Some(Grant {
+            host: grant,
+            port: None,
+        }),
         None => None,
     }
 }
@@ -227,7 +261,9 @@ mod tests {
     async fn a_granted_name_resolving_inside_the_network_is_refused() {
         let grant = parse_grant("localhost:8025").unwrap();
 
-        let (allowed, found) = resolve("localhost".into(), 8025, grant, MAX_WAIT).await.unwrap();
+        let (allowed, found) = resolve("localhost".into(), 8025, grant, MAX_WAIT)
+            .await
+            .unwrap();
 
         assert!(!found.is_empty());
         assert!(allowed.is_empty(), "{allowed:?}");
@@ -237,7 +273,9 @@ mod tests {
     async fn a_granted_address_is_allowed_even_if_internal() {
         let grant = parse_grant("127.0.0.1:8025").unwrap();
 
-        let (allowed, _) = resolve("127.0.0.1".into(), 8025, grant, MAX_WAIT).await.unwrap();
+        let (allowed, _) = resolve("127.0.0.1".into(), 8025, grant, MAX_WAIT)
+            .await
+            .unwrap();
 
         assert_eq!(allowed, ["127.0.0.1:8025".parse().unwrap()]);
     }

@@ -24,8 +24,15 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 /// What `send_request` hands back to wasmtime-wasi-http: the response, and
 /// a future that reports errors of the connection after it.
 pub type ResponseFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), HttpError>> + Send>), HttpError>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
 >;
 
 /// How long a request may wait at each stage.
@@ -39,7 +46,8 @@ pub struct Waits {
 impl Waits {
     /// The guest's waits, none longer than `cap`.
     pub fn capped(options: RequestOptions, cap: Duration) -> Self {
-        let cap = |wait: Option<Duration>| wait.unwrap_or(cap).min(cap).max(Duration::from_millis(1));
+        let cap =
+            |wait: Option<Duration>| wait.unwrap_or(cap).min(cap).max(Duration::from_millis(1));
         Self {
             connect: cap(options.connect_timeout),
             first_byte: cap(options.first_byte_timeout),
@@ -96,7 +104,11 @@ where
         let driver = Driver(tokio::spawn(connection));
 
         // The request line carries only the path; the authority is in Host.
-        let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
         let response = tokio::time::timeout(waits.first_byte, sender.send_request(request))
             .await
@@ -104,7 +116,8 @@ where
 
         let response =
             response.map(|body| TimedBody::new(body, waits.between_bytes).boxed_unsync());
-        let finished: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(driver.finished());
+        let finished: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+            Box::new(driver.finished());
         Ok((response, finished))
     })
 }
@@ -115,7 +128,9 @@ fn tls_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -136,7 +151,9 @@ impl Driver {
         match (&mut self.0).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(HttpError::InternalError(Some(format!("connection task: {e}")))),
+            Err(e) => Err(HttpError::InternalError(Some(format!(
+                "connection task: {e}"
+            )))),
         }
     }
 }
@@ -156,7 +173,11 @@ struct TimedBody {
 
 impl TimedBody {
     fn new(inner: Incoming, wait: Duration) -> Self {
-        Self { inner, wait, deadline: Box::pin(tokio::time::sleep(wait)) }
+        Self {
+            inner,
+            wait,
+            deadline: Box::pin(tokio::time::sleep(wait)),
+        }
     }
 }
 
