@@ -58,6 +58,36 @@ async fn a_granted_name_that_resolves_to_loopback_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_server_that_never_answers_fails_at_its_wait() {
+    // Accepts connections and never answers them.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[addr.to_string()]).await;
+
+    let request =
+        json!({"do": "http", "method": "GET", "url": format!("http://{addr}/"), "wait_ms": 300});
+    spool.probe("silent", request).await;
+    let job = spool
+        .wait_until("silent", "failed", |job| !job.errors.is_empty())
+        .await;
+
+    assert!(
+        job.errors[0].error.contains("ConnectionReadTimeout"),
+        "{}",
+        job.errors[0].error
+    );
+    held.abort();
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_sends_at_most_a_hundred_requests() {
     let recorder = Recorder::start().await;
     let spool = Harness::start().await;

@@ -33,12 +33,15 @@ enum Action {
     Panic { message: String },
     /// Allocates `mib` MiB and touches every page.
     Alloc { mib: usize },
-    /// Sends an HTTP request and returns the status and body.
+    /// Sends an HTTP request and returns the status and body; waits at
+    /// most `wait_ms` at each stage when given.
     Http {
         method: String,
         url: String,
         #[serde(default)]
         body: String,
+        #[serde(default)]
+        wait_ms: Option<u64>,
     },
     /// Reads config entry `name` and secret `secret`.
     Config {
@@ -146,8 +149,17 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
                 json!({ "allocated_mib": mib, "sum": block.iter().map(|b| u64::from(*b)).sum::<u64>() }),
             )
         }
-        Action::Http { method, url, body } => {
-            let response = Request::new(&method, url).body(body).send()?;
+        Action::Http {
+            method,
+            url,
+            body,
+            wait_ms,
+        } => {
+            let mut request = Request::new(&method, url).body(body);
+            if let Some(ms) = wait_ms {
+                request = request.timeout(Duration::from_millis(ms));
+            }
+            let response = request.send()?;
             Ok(json!({ "status": response.status, "body": response.text() }))
         }
         Action::Config { name, secret } => Ok(json!({
