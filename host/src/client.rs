@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::types::{
     ConfigList, ConfigRequest, ConfigView, EnqueueRequest, JobPage, JobView, ModuleList,
-    ModuleView, PruneReport,
+    ModuleView, PruneReport, TenantCreateRequest, TenantCreated, TenantList, TenantUpdateRequest,
+    TenantView, TokenCreated, TokenList, TokenRequest,
 };
 use crate::api::{ErrorBody, percent_encode};
 use crate::queue::JobState;
@@ -59,11 +60,22 @@ pub struct ListOptions {
     pub cursor: Option<String>,
 }
 
-/// A client of one Spool API.
-#[derive(Debug, Clone)]
+/// A client of one Spool API, acting with one token: a tenant's for
+/// `/v1`, the operator's for the tenant calls under `/admin/v1`.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl Client {
@@ -77,7 +89,14 @@ impl Client {
         Self {
             http,
             base: base.trim_end_matches('/').to_string(),
+            token: None,
         }
+    }
+
+    /// The same client sending `token` as `Authorization: Bearer`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// The API's address.
@@ -86,7 +105,11 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends `request`; returns the decoded body and the status.
@@ -268,5 +291,69 @@ impl Client {
         self.send_raw(self.request(Method::GET, "/healthz"))
             .await
             .map(drop)
+    }
+
+    /// Makes a token for this client's tenant.
+    pub async fn token_create(&self, label: &str) -> Result<TokenCreated> {
+        let body = TokenRequest {
+            label: label.to_string(),
+        };
+        Ok(self
+            .send(self.request(Method::POST, "/v1/tokens").json(&body))
+            .await?
+            .0)
+    }
+
+    pub async fn token_list(&self) -> Result<TokenList> {
+        Ok(self.send(self.request(Method::GET, "/v1/tokens")).await?.0)
+    }
+
+    pub async fn token_revoke(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/tokens/{}", percent_encode(id));
+        self.send_raw(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+
+    /// Creates a tenant (admin token).
+    pub async fn tenant_create(&self, request: &TenantCreateRequest) -> Result<TenantCreated> {
+        Ok(self
+            .send(
+                self.request(Method::POST, "/admin/v1/tenants")
+                    .json(request),
+            )
+            .await?
+            .0)
+    }
+
+    pub async fn tenant_list(&self) -> Result<TenantList> {
+        Ok(self
+            .send(self.request(Method::GET, "/admin/v1/tenants"))
+            .await?
+            .0)
+    }
+
+    pub async fn tenant_update(
+        &self,
+        name: &str,
+        change: &TenantUpdateRequest,
+    ) -> Result<TenantView> {
+        let path = format!("/admin/v1/tenants/{}", percent_encode(name));
+        Ok(self
+            .send(self.request(Method::PATCH, &path).json(change))
+            .await?
+            .0)
+    }
+
+    /// Makes a token for any tenant (admin token).
+    pub async fn tenant_token_create(&self, name: &str, label: &str) -> Result<TokenCreated> {
+        let body = TokenRequest {
+            label: label.to_string(),
+        };
+        let path = format!("/admin/v1/tenants/{}/tokens", percent_encode(name));
+        Ok(self
+            .send(self.request(Method::POST, &path).json(&body))
+            .await?
+            .0)
     }
 }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AdminToken, AppState};
 use crate::maintenance::{self, MaintenanceConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::worker::{self, WorkerConfig};
@@ -27,8 +27,8 @@ pub struct ServerConfig {
     pub worker: Option<WorkerConfig>,
     pub maintenance: MaintenanceConfig,
     pub runtime: RuntimeConfig,
-    /// The tenant API requests act for.
-    pub tenant: String,
+    /// Opens the admin API. Required to listen beyond loopback.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Why a server could not start.
@@ -40,6 +40,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "refusing to listen on {addr} without an admin token: set SPOOL_ADMIN_TOKEN, \
+         or listen on a loopback address"
+    )]
+    NoAdminToken { addr: SocketAddr },
     #[error("start the wasm runtime: {0}")]
     Runtime(String),
 }
@@ -55,6 +60,12 @@ pub struct Server {
 impl Server {
     /// Starts what `config` asks for.
     pub async fn start(pool: PgPool, config: ServerConfig) -> Result<Self, Error> {
+        if let Some(addr) = config.listen
+            && !addr.ip().is_loopback()
+            && config.admin_token.is_none()
+        {
+            return Err(Error::NoAdminToken { addr });
+        }
         let runtime = Runtime::new(config.runtime.clone(), pool.clone())
             .map_err(|e| Error::Runtime(format!("{e:#}")))?;
         let runtime = Arc::new(runtime);
@@ -77,7 +88,7 @@ impl Server {
             let state = AppState {
                 pool: pool.clone(),
                 runtime: runtime.clone(),
-                tenant: config.tenant.clone(),
+                admin_token: config.admin_token.clone(),
             };
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {

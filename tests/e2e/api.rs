@@ -120,7 +120,7 @@ async fn healthz_answers_ok_while_the_database_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_entries_are_set_listed_overwritten_and_deleted() {
     let spool = Harness::start().await;
-    let http = reqwest::Client::new();
+    let http = spool.http();
     let url = |name: &str| format!("{}/v1/config/{name}", spool.client.base());
     let secret = "sk_live_4f9a1c2e8b7d";
 
@@ -235,7 +235,7 @@ async fn guests_read_config_entries_and_secrets_each_by_their_own_call() {
 async fn the_location_of_an_enqueued_job_points_to_it() {
     let spool = Harness::start().await;
     spool.deploy_probe(&[]).await;
-    let http = reqwest::Client::new();
+    let http = spool.http();
     let base = spool.client.base();
     let body = json!({"kind": "probe", "job_id": "send-email:ada@example.com", "delay": "1h"});
 
@@ -277,7 +277,7 @@ async fn job_ids_with_reserved_characters_work_through_percent_encoding() {
     spool.deploy_probe(&[]).await;
     let id = "reminder: cart/42 for ada@example.com?x=1#top 100%+";
     spool.enqueue(later(id)).await;
-    let http = reqwest::Client::new();
+    let http = spool.http();
     let by_hand = format!(
         "{}/v1/jobs/reminder%3A%20cart%2F42%20for%20ada%40example.com%3Fx%3D1%23top%20100%25%2B",
         spool.client.base()

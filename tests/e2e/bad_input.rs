@@ -21,7 +21,8 @@ async fn send(
     path: &str,
     body: impl Into<reqwest::Body>,
 ) -> Answer {
-    let response = reqwest::Client::new()
+    let response = spool
+        .http()
         .request(method, format!("{}{path}", spool.client.base()))
         .body(body)
         .send()

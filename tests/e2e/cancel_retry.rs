@@ -14,7 +14,8 @@ use crate::support::{Harness, echo, test_config};
 /// does not return) and the body.
 async fn post(spool: &Harness, id: &str, action: &str) -> (u16, Value) {
     let url = format!("{}/v1/jobs/{id}/{action}", spool.client.base());
-    let response = reqwest::Client::new()
+    let response = spool
+        .http()
         .post(url)
         .send()
         .await

@@ -24,6 +24,8 @@ async fn spool_cli(spool: &Harness, args: &[&str], stdin: &str) -> Run {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spool"))
         .arg("--url")
         .arg(spool.client.base())
+        .env("SPOOL_TOKEN", &spool.token)
+        .env_remove("SPOOL_ADMIN_TOKEN")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

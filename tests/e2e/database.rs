@@ -41,7 +41,9 @@ async fn a_missing_local_database_is_created_and_migrated() {
             "jobs",
             "kv",
             "module_blobs",
-            "modules"
+            "modules",
+            "tenants",
+            "tokens"
         ]
     );
 }

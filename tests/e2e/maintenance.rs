@@ -43,6 +43,7 @@ async fn claim_as_dead_worker(pool: &PgPool) -> Vec<queue::Claimed> {
         100,
         "dead-worker",
         Duration::from_millis(100),
+        "",
     )
     .await
     .expect("claim")
@@ -71,7 +72,7 @@ async fn rescue(pool: &PgPool, count: u64) -> rescuer::Report {
 
 /// The job's row, with the columns the API does not show.
 async fn row(pool: &PgPool, id: &str) -> queue::Job {
-    queue::job_get(pool, spool::api::DEFAULT_TENANT, id)
+    queue::job_get(pool, crate::support::TENANT, id)
         .await
         .expect("job")
 }
@@ -304,10 +305,17 @@ async fn a_rescued_attempt_can_no_longer_write() {
 
     // ... and after the job was claimed again as attempt 2.
     spool.client.job_retry("fenced").await.unwrap();
-    let live = queue::job_claim(pool, "default", 10, "live-worker", Duration::from_secs(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let live = queue::job_claim(
+        pool,
+        "default",
+        10,
+        "live-worker",
+        Duration::from_secs(30),
+        "",
+    )
+    .await
+    .unwrap()
+    .remove(0);
     assert_eq!((live.seq, live.attempt), (dead.seq, 2));
     let running = row(pool, "fenced").await;
     let written = queue::job_finish_many(pool, std::slice::from_ref(&late))

@@ -15,7 +15,8 @@ async fn deploy_answers_201_with_the_digest_size_and_defaults() {
     let bytes = guest("probe");
     let url = format!("{}/v1/modules/user:probe", spool.client.base());
 
-    let response = reqwest::Client::new()
+    let response = spool
+        .http()
         .put(url)
         .body(bytes.clone())
         .send()

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{Error, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{ConfigList, ConfigRequest, ConfigView};
@@ -17,6 +18,7 @@ const MAX_VALUE_BYTES: usize = 64 << 10;
 /// `PUT /v1/config/{name}` with `{"value": "...", "secret": false}`. A
 /// secret's value is never returned.
 pub async fn config_set(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(name): PathParam,
     body: Body,
@@ -39,19 +41,22 @@ pub async fn config_set(
 
     let entry = queue::config_set(
         &state.pool,
-        &state.tenant,
+        &caller.tenant,
         &name,
         &request.value,
         request.secret,
     )
     .await?;
-    tracing::info!(tenant = %state.tenant, name, secret = request.secret, "config entry set");
+    tracing::info!(tenant = %caller.tenant, name, secret = request.secret, "config entry set");
     Ok(Json(entry.into()))
 }
 
 /// `GET /v1/config`.
-pub async fn config_list(State(state): State<AppState>) -> Result<Json<ConfigList>> {
-    let entries = queue::config_list(&state.pool, &state.tenant).await?;
+pub async fn config_list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<ConfigList>> {
+    let entries = queue::config_list(&state.pool, &caller.tenant).await?;
     Ok(Json(ConfigList {
         entries: entries.into_iter().map(ConfigView::from).collect(),
     }))
@@ -59,11 +64,12 @@ pub async fn config_list(State(state): State<AppState>) -> Result<Json<ConfigLis
 
 /// `DELETE /v1/config/{name}`: 204, or 404 if there was no such entry.
 pub async fn config_delete(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(name): PathParam,
 ) -> Result<StatusCode> {
     check_name(&name)?;
-    if queue::config_delete(&state.pool, &state.tenant, &name).await? {
+    if queue::config_delete(&state.pool, &caller.tenant, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound(format!("no config entry named {name:?}")))

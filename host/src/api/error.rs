@@ -6,7 +6,7 @@
 //! cause is logged here, once, and never sent to the caller.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +16,9 @@ use crate::telemetry::error_chain;
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Stable, machine-readable: `invalid_request`, `unknown_kind`,
-    /// `invalid_component`, `not_found`, `method_not_allowed`, `invalid_state`,
+    /// Stable, machine-readable: `invalid_request`, `unauthorized`,
+    /// `forbidden`, `unknown_kind`, `invalid_component`, `not_found`,
+    /// `method_not_allowed`, `invalid_state`, `already_exists`,
     /// `payload_too_large`, `unavailable`, `internal`.
     pub code: String,
     /// What went wrong, for people.
@@ -35,6 +36,13 @@ pub enum Error {
         field: Option<String>,
         message: String,
     },
+    /// No token, or one that is not valid.
+    Unauthorized(String),
+    /// A valid token that may not do this (a disabled tenant, the admin
+    /// API switched off).
+    Forbidden(String),
+    /// The object to create exists already.
+    Exists(String),
     /// The kind has no deployed module.
     UnknownKind {
         kind: String,
@@ -81,6 +89,8 @@ impl From<queue::Error> for Error {
         match error {
             queue::Error::UnknownKind { kind } => Self::UnknownKind { kind },
             queue::Error::JobNotFound => Self::NotFound("no job with this id".to_string()),
+            queue::Error::TenantNotFound => Self::NotFound("no tenant of this name".to_string()),
+            e @ queue::Error::TenantExists { .. } => Self::Exists(e.to_string()),
             e @ queue::Error::InvalidState { .. } => Self::Conflict(e.to_string()),
             queue::Error::Database(e) if is_unreachable(&e) => Self::Unavailable(error_chain(&e)),
             queue::Error::Database(e) => Self::Internal(error_chain(&e)),
@@ -104,6 +114,21 @@ impl IntoResponse for Error {
             Self::Invalid { field, message } => {
                 (StatusCode::BAD_REQUEST, "invalid_request", message, field)
             }
+            Self::Unauthorized(message) => {
+                let body = ErrorBody {
+                    code: "unauthorized".to_string(),
+                    message,
+                    field: None,
+                };
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message, None),
+            Self::Exists(message) => (StatusCode::CONFLICT, "already_exists", message, None),
             Self::UnknownKind { kind } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_kind",

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{Error, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{EnqueueRequest, JobPage, JobView, PruneReport};
@@ -25,10 +26,14 @@ fn view(job: Job) -> Result<JobView> {
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the existing job
 /// that has the same `job_id`.
-pub async fn job_create(State(state): State<AppState>, body: Body) -> Result<Response> {
+pub async fn job_create(
+    caller: Caller,
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response> {
     let bytes = input::read_body(body, MAX_JSON_BODY).await?;
     let request: EnqueueRequest = input::parse_json(&bytes)?;
-    let new = new_job(&state.tenant, request)?;
+    let new = new_job(&caller.tenant, request)?;
 
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
     let inserted = queue::job_insert(&mut conn, &new).await?;
@@ -90,10 +95,11 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
 
 /// `GET /v1/jobs/{id}`.
 pub async fn job_get(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> Result<Json<JobView>> {
-    let job = queue::job_get(&state.pool, &state.tenant, &id).await?;
+    let job = queue::job_get(&state.pool, &caller.tenant, &id).await?;
     Ok(Json(view(job)?))
 }
 
@@ -108,6 +114,7 @@ struct ListQuery {
 
 /// `GET /v1/jobs?state=&kind=&limit=&cursor=`: newest first.
 pub async fn job_list(
+    caller: Caller,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<JobPage>> {
@@ -141,7 +148,7 @@ pub async fn job_list(
         before_seq,
         limit,
     };
-    let jobs = queue::job_list(&state.pool, &state.tenant, &filter).await?;
+    let jobs = queue::job_list(&state.pool, &caller.tenant, &filter).await?;
     let next_cursor = match jobs.last() {
         Some(last) if jobs.len() as i64 == limit => Some(last.seq.to_string()),
         _ => None,
@@ -153,11 +160,12 @@ pub async fn job_list(
 /// `POST /v1/jobs/{id}/cancel`: 200 when the job is cancelled, 202 when it
 /// is running and its worker was asked to stop it.
 pub async fn job_cancel(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> Result<Response> {
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
-    let (status, job) = match queue::job_cancel(&mut conn, &state.tenant, &id).await? {
+    let (status, job) = match queue::job_cancel(&mut conn, &caller.tenant, &id).await? {
         CancelOutcome::Cancelled(job) | CancelOutcome::AlreadyCancelled(job) => {
             (StatusCode::OK, job)
         }
@@ -168,11 +176,12 @@ pub async fn job_cancel(
 
 /// `POST /v1/jobs/{id}/retry`.
 pub async fn job_retry(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> Result<Json<JobView>> {
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
-    let job = queue::job_retry(&mut conn, &state.tenant, &id).await?;
+    let job = queue::job_retry(&mut conn, &caller.tenant, &id).await?;
     Ok(Json(view(job)?))
 }
 
@@ -185,6 +194,7 @@ struct PruneQuery {
 
 /// `DELETE /v1/jobs?state=completed&older_than=7d`: deletes finished jobs.
 pub async fn job_prune(
+    caller: Caller,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PruneReport>> {
@@ -214,13 +224,13 @@ pub async fn job_prune(
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
     let deleted = queue::job_prune(
         &mut conn,
-        Some(&state.tenant),
+        Some(&caller.tenant),
         job_state,
         older_than,
         PRUNE_BATCH,
     )
     .await?;
-    tracing::info!(tenant = %state.tenant, state = %job_state, deleted, "pruned jobs");
+    tracing::info!(tenant = %caller.tenant, state = %job_state, deleted, "pruned jobs");
     Ok(Json(PruneReport { deleted }))
 }
 

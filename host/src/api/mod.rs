@@ -13,16 +13,27 @@
 //! | `PUT /v1/config/{name}` | set a config entry or secret |
 //! | `GET /v1/config` | list config entries (secrets without values) |
 //! | `DELETE /v1/config/{name}` | delete a config entry |
+//! | `POST /v1/tokens` | a new token for the caller's tenant |
+//! | `GET /v1/tokens` | the tenant's live tokens (never their secrets) |
+//! | `DELETE /v1/tokens/{id}` | revoke a token |
+//! | `POST /admin/v1/tenants` | create a tenant and its first token |
+//! | `GET /admin/v1/tenants` | every tenant |
+//! | `PATCH /admin/v1/tenants/{name}` | disable, enable, limit running jobs |
+//! | `POST /admin/v1/tenants/{name}/tokens` | a token for a tenant |
 //! | `GET /healthz` | 200 when the database answers, 503 otherwise |
 //!
+//! `/v1` takes a tenant's token, which decides the tenant every object
+//! belongs to; `/admin/v1` takes the operator's admin token ([`auth`]).
 //! Handlers check their input and call [`crate::queue`]; errors take one
 //! JSON shape ([`ErrorBody`]).
 
+pub mod auth;
 mod config;
 mod error;
 mod input;
 mod jobs;
 mod modules;
+mod tenants;
 pub mod types;
 
 use std::sync::Arc;
@@ -32,11 +43,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
+pub use auth::AdminToken;
 pub use error::{Error, ErrorBody};
 pub use input::parse_duration_text;
 pub use jobs::percent_encode;
@@ -44,16 +56,14 @@ pub use jobs::percent_encode;
 use crate::runtime::Runtime;
 use crate::telemetry::error_chain;
 
-/// The tenant every request acts for until API tokens name one.
-pub const DEFAULT_TENANT: &str = "default";
-
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     /// Validates uploaded components.
     pub runtime: Arc<Runtime>,
-    pub tenant: String,
+    /// Opens the admin API; without it `/admin/v1` answers 403.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// The API's routes.
@@ -75,6 +85,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/config/{name}",
             put(config::config_set).delete(config::config_delete),
+        )
+        .route(
+            "/v1/tokens",
+            post(tenants::token_create).get(tenants::token_list),
+        )
+        .route("/v1/tokens/{id}", delete(tenants::token_revoke))
+        .route(
+            "/admin/v1/tenants",
+            post(tenants::tenant_create).get(tenants::tenant_list),
+        )
+        .route("/admin/v1/tenants/{name}", patch(tenants::tenant_update))
+        .route(
+            "/admin/v1/tenants/{name}/tokens",
+            post(tenants::tenant_token_create),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{Error, Result};
 use super::input::{self, MAX_COMPONENT_BYTES, PathParam};
 use super::types::{ModuleList, ModuleView};
@@ -36,6 +37,7 @@ struct DeployQuery {
 /// version, or 200 when the newest version already has these bytes and
 /// options.
 pub async fn module_deploy(
+    caller: Caller,
     State(state): State<AppState>,
     PathParam(kind): PathParam,
     RawQuery(query): RawQuery,
@@ -53,10 +55,17 @@ pub async fn module_deploy(
     validate(state.runtime.clone(), bytes.clone()).await?;
 
     let digest = hex::encode(Sha256::digest(&bytes));
-    let (module, created) =
-        queue::module_insert(&state.pool, &state.tenant, &kind, &digest, &bytes, &options).await?;
+    let (module, created) = queue::module_insert(
+        &state.pool,
+        &caller.tenant,
+        &kind,
+        &digest,
+        &bytes,
+        &options,
+    )
+    .await?;
     if created {
-        tracing::info!(tenant = %state.tenant, kind, version = module.version, digest, "module deployed");
+        tracing::info!(tenant = %caller.tenant, kind, version = module.version, digest, "module deployed");
     }
     let status = if created {
         StatusCode::CREATED
@@ -165,8 +174,11 @@ async fn validate(runtime: Arc<Runtime>, bytes: axum::body::Bytes) -> Result<()>
 }
 
 /// `GET /v1/modules`: the newest version of each kind.
-pub async fn module_list(State(state): State<AppState>) -> Result<Json<ModuleList>> {
-    let modules = queue::module_list(&state.pool, &state.tenant).await?;
+pub async fn module_list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<ModuleList>> {
+    let modules = queue::module_list(&state.pool, &caller.tenant).await?;
     Ok(Json(ModuleList {
         modules: modules.into_iter().map(ModuleView::from).collect(),
     }))

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::queue::{AttemptError, ConfigEntry, Job, JobState, Module};
+use crate::queue::{AttemptError, ConfigEntry, Job, JobState, Module, NewToken, Tenant, TokenInfo};
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,4 +174,125 @@ pub struct ConfigList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PruneReport {
     pub deleted: u64,
+}
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantView {
+    pub name: String,
+    /// Most of its jobs running at once; absent for no limit.
+    pub max_running: Option<i32>,
+    pub disabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            name: t.name,
+            max_running: t.max_running,
+            disabled: t.disabled_at.is_some(),
+            disabled_at: t.disabled_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// `GET /admin/v1/tenants`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+/// `POST /admin/v1/tenants`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantCreateRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<i64>,
+}
+
+/// A new tenant and its first token, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantCreated {
+    pub tenant: TenantView,
+    pub token: TokenCreated,
+}
+
+/// `PATCH /admin/v1/tenants/{name}`: each field present changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantUpdateRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// A number sets the limit, `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_running: Option<Option<i64>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from a missing one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A token; its secret is shown only when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TokenInfo> for TokenView {
+    fn from(t: TokenInfo) -> Self {
+        Self {
+            id: t.id,
+            label: t.label,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A token just made: `token` is what to send as `Authorization: Bearer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub id: String,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub token: String,
+}
+
+impl From<NewToken> for TokenCreated {
+    fn from(t: NewToken) -> Self {
+        Self {
+            id: t.info.id,
+            label: t.info.label,
+            created_at: t.info.created_at,
+            token: t.token,
+        }
+    }
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
 }

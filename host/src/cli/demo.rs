@@ -28,7 +28,6 @@ pub use sink::{Inbox, Message};
 use self::data::Data;
 use self::sink::MailSink;
 use super::parse_duration;
-use crate::api::DEFAULT_TENANT;
 use crate::api::types::JobView;
 use crate::client::{Client, DeployOptions, ListOptions};
 use crate::database::{self, Target};
@@ -41,6 +40,8 @@ use crate::worker::WorkerConfig;
 
 /// The database the demo drops and creates on the local server.
 pub const DEMO_DATABASE: &str = "spool_demo";
+/// The tenant the demo's jobs belong to.
+pub const DEMO_TENANT: &str = "demo";
 /// The kinds the examples are deployed as.
 pub const SEND_EMAIL: &str = "user:send-email";
 pub const USER_STATS: &str = "user:stats";
@@ -175,11 +176,13 @@ pub async fn run_demo(pool: PgPool, options: &DemoOptions) -> anyhow::Result<Dem
     let components = build(&progress, options.verbose).await?;
 
     let sink = MailSink::start().await?;
+    let token = demo_token(&pool).await?;
     let server = Server::start(pool.clone(), server_config())
         .await
         .context("start spool")?;
     let demo = Demo {
-        client: Client::new(&server.url().context("the demo's server runs no API")?),
+        client: Client::new(&server.url().context("the demo's server runs no API")?)
+            .with_token(token),
         pool,
         sink,
         data,
@@ -195,6 +198,19 @@ pub async fn run_demo(pool: PgPool, options: &DemoOptions) -> anyhow::Result<Dem
     server.stop().await;
     demo.sink.stop().await;
     report
+}
+
+/// An API token of the demo's tenant, created if need be.
+async fn demo_token(pool: &PgPool) -> anyhow::Result<String> {
+    let mut conn = pool.acquire().await?;
+    let token = match queue::tenant_create(&mut conn, DEMO_TENANT, None).await {
+        Ok((_, token)) => token,
+        Err(queue::Error::TenantExists { .. }) => {
+            queue::token_create(&mut *conn, DEMO_TENANT, "demo").await?
+        }
+        Err(e) => return Err(e).context("create the demo's tenant"),
+    };
+    Ok(token.token)
 }
 
 /// Spool settings for a short run: quick polls and retries.
@@ -222,7 +238,7 @@ fn server_config() -> ServerConfig {
             max_instances: 2 * CONCURRENCY as u32,
             ..RuntimeConfig::default()
         },
-        tenant: DEFAULT_TENANT.to_string(),
+        admin_token: None,
     }
 }
 
@@ -358,7 +374,7 @@ impl Demo {
         let started = Instant::now();
         let bar = self.progress.bar("jobs finished")?;
         loop {
-            let counts = queue::job_counts(&self.pool, Some(DEFAULT_TENANT))
+            let counts = queue::job_counts(&self.pool, Some(DEMO_TENANT))
                 .await
                 .context("count jobs")?;
             let total: i64 = counts.iter().map(|c| c.count).sum();

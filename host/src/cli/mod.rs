@@ -6,6 +6,7 @@ mod client_commands;
 pub mod demo;
 mod output;
 mod server_commands;
+mod tenant_commands;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,15 @@ pub struct Cli {
     /// The API to talk to (client commands).
     #[arg(long, global = true, env = "SPOOL_URL", default_value = client::DEFAULT_URL)]
     pub url: String,
+
+    /// Your tenant's API token (client commands).
+    #[arg(long, global = true, env = "SPOOL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The operator's admin token: `serve` opens the admin API with it,
+    /// `tenant` commands send it. At least 32 characters.
+    #[arg(long, global = true, env = "SPOOL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Print JSON instead of text (client commands).
     #[arg(long, global = true)]
@@ -98,6 +108,12 @@ pub enum Command {
     /// Manage the tenant's config entries and secrets.
     #[command(subcommand)]
     Config(client_commands::ConfigCommand),
+    /// Manage tenants (operator; needs the admin token).
+    #[command(subcommand)]
+    Tenant(tenant_commands::TenantCommand),
+    /// Manage your tenant's API tokens.
+    #[command(subcommand)]
+    Token(tenant_commands::TokenCommand),
 }
 
 /// Where the database is.
@@ -123,11 +139,19 @@ impl Cli {
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let client = Client::new(&cli.url);
     let json = cli.json;
+    let client = Client::new(&cli.url);
+    let admin = match &cli.admin_token {
+        Some(token) => client.clone().with_token(token),
+        None => client.clone(),
+    };
+    let client = match &cli.token {
+        Some(token) => client.with_token(token),
+        None => client,
+    };
     match cli.command {
         Command::Migrate(args) => server_commands::migrate(args).await,
-        Command::Serve(args) => server_commands::serve(args).await,
+        Command::Serve(args) => server_commands::serve(args, cli.admin_token.as_deref()).await,
         Command::Worker(args) => server_commands::worker(args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
@@ -144,6 +168,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client_commands::prune(&client, json, state, &older_than).await
         }
         Command::Config(command) => client_commands::config(&client, json, command).await,
+        Command::Tenant(command) => tenant_commands::tenant(&admin, json, command).await,
+        Command::Token(command) => tenant_commands::token(&client, json, command).await,
     }
 }
 

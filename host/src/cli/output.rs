@@ -5,7 +5,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::api::types::{ConfigView, JobView, ModuleView};
+use crate::api::types::{ConfigView, JobView, ModuleView, TenantView, TokenView};
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -114,6 +114,38 @@ pub fn config(entries: &[ConfigView]) {
             None => "(secret)".to_string(),
         };
         table.add_row(vec![entry.name.clone(), value, time(&entry.updated_at)]);
+    }
+    println!("{table}");
+}
+
+pub fn tenants(tenants: &[TenantView]) {
+    let mut table = table(&["name", "max running", "state", "created"]);
+    for tenant in tenants {
+        let limit = tenant
+            .max_running
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        let state = match &tenant.disabled_at {
+            Some(at) => format!("disabled {}", time(at)),
+            None => "enabled".to_string(),
+        };
+        table.add_row(vec![
+            tenant.name.clone(),
+            limit,
+            state,
+            time(&tenant.created_at),
+        ]);
+    }
+    println!("{table}");
+}
+
+pub fn tokens(tokens: &[TokenView]) {
+    let mut table = table(&["id", "label", "created"]);
+    for token in tokens {
+        table.add_row(vec![
+            token.id.clone(),
+            token.label.clone(),
+            time(&token.created_at),
+        ]);
     }
     println!("{table}");
 }

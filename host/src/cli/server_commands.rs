@@ -7,7 +7,7 @@ use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{DatabaseArgs, parse_duration};
-use crate::api::DEFAULT_TENANT;
+use crate::api::AdminToken;
 use crate::database::{self, Target};
 use crate::maintenance::MaintenanceConfig;
 use crate::maintenance::cleaner::Retention;
@@ -120,7 +120,7 @@ impl WorkerArgs {
                 pooling: !self.no_pooling,
                 ..RuntimeConfig::default()
             },
-            tenant: DEFAULT_TENANT.to_string(),
+            admin_token: None,
         }
     }
 }
@@ -133,10 +133,14 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args
+pub async fn serve(args: ServeArgs, admin_token: Option<&str>) -> anyhow::Result<()> {
+    let mut config = args
         .worker
         .server_config(Some(args.listen), !args.no_worker);
+    config.admin_token = admin_token
+        .map(AdminToken::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
     run_server(&args.worker, config).await
 }
 

@@ -27,36 +27,108 @@ pub struct Claimed {
     pub allowed_hosts: Option<Vec<String>>,
 }
 
-/// Claims up to `limit` available jobs of `queue` for `worker_id`, in
-/// priority, run_at, seq order, and leases them for `lease`.
+/// Tenants with ready work that one claim looks at. With more than this
+/// many, claims walk on from where the previous one stopped (`cursor`).
+pub const CLAIM_TENANT_SCAN: i32 = 256;
+
+/// Claims up to `limit` available jobs of `queue` for `worker_id` and
+/// leases them for `lease`, sharing the batch fairly between tenants.
 ///
-/// The inner select is written as `seq = any(array(...))` so that the
-/// planner uses `jobs_claim_idx`; the `in (select ...)` form was planned as
-/// a hash join over the whole table.
+/// The claim walks the tenants with ready jobs in the queue (a skip scan
+/// over `jobs_claim_idx`, starting after `cursor` and wrapping around),
+/// skips disabled tenants and those at their `max_running`, and gives each
+/// candidate job a share: its tenant's running jobs plus its rank among
+/// the tenant's ready jobs (priority, run_at, seq). Lowest shares win, so
+/// a tenant with one job is served as soon as a tenant with a hundred
+/// thousand. Within a tenant, jobs run in priority order.
+///
+/// A tenant's limit holds against the jobs running when the claim starts;
+/// claims of several workers at the same instant can overshoot it by what
+/// each takes at once.
 pub async fn job_claim(
     db: impl PgExecutor<'_>,
     queue: &str,
     limit: i64,
     worker_id: &str,
     lease: Duration,
+    cursor: &str,
 ) -> Result<Vec<Claimed>> {
     let claimed = sqlx::query_as!(
         Claimed,
         r#"
-        with claimed as (
+        with recursive after_cursor(tenant, n) as (
+            (select tenant, 1 from spool.jobs
+             where state = 'available' and queue = $1 and tenant > $5
+             order by tenant limit 1)
+            union all
+            select (select j.tenant from spool.jobs j
+                    where j.state = 'available' and j.queue = $1 and j.tenant > a.tenant
+                    order by j.tenant limit 1),
+                   a.n + 1
+            from after_cursor a
+            where a.tenant is not null and a.n < $6
+        ),
+        up_to_cursor(tenant, n) as (
+            (select tenant, 1 from spool.jobs
+             where state = 'available' and queue = $1 and tenant <= $5
+             order by tenant limit 1)
+            union all
+            select (select j.tenant from spool.jobs j
+                    where j.state = 'available' and j.queue = $1 and j.tenant > b.tenant
+                      and j.tenant <= $5
+                    order by j.tenant limit 1),
+                   b.n + 1
+            from up_to_cursor b
+            where b.tenant is not null and b.n < $6
+        ),
+        ready as (
+            select tenant, ring from (
+                select tenant, n as ring from after_cursor where tenant is not null
+                union all
+                select tenant, $6 + n from up_to_cursor where tenant is not null
+            ) r
+            order by ring
+            limit $6
+        ),
+        budget as (
+            select r.tenant, r.ring, t.max_running,
+                   (select count(*) from spool.jobs x
+                    where x.tenant = r.tenant and x.state = 'running') as running
+            from ready r
+            join spool.tenants t on t.name = r.tenant and t.disabled_at is null
+        ),
+        candidates as (
+            select c.seq, b.running + c.rank as share, b.ring, c.priority, c.run_at
+            from budget b
+            cross join lateral (
+                select j.seq, j.priority, j.run_at,
+                       row_number() over (order by j.priority, j.run_at, j.seq) as rank
+                from (
+                    select seq, priority, run_at from spool.jobs
+                    where state = 'available' and queue = $1 and tenant = b.tenant
+                    order by priority, run_at, seq
+                    limit least($2, greatest(0, coalesce(b.max_running - b.running, $2)))
+                ) j
+            ) c
+        ),
+        picked as (
+            select seq from spool.jobs
+            where seq = any(array(
+                select seq from candidates
+                order by share, ring, priority, run_at, seq
+                limit $2
+            ))
+              and state = 'available'
+            for update skip locked
+        ),
+        claimed as (
             update spool.jobs
             set state = 'running',
                 attempt = attempt + 1,
                 attempted_at = now(),
                 leased_until = now() + make_interval(secs => $4),
                 worker_id = $3
-            where seq = any(array(
-                select seq from spool.jobs
-                where state = 'available' and queue = $1
-                order by priority, run_at, seq
-                limit $2
-                for update skip locked
-            ))
+            where seq = any(array(select seq from picked))
             returning seq, tenant, id, kind, queue, params::text as params, attempt, max_attempts
         )
         select c.seq as "seq!", c.tenant as "tenant!", c.id as "id!", c.kind as "kind!",
@@ -77,10 +149,20 @@ pub async fn job_claim(
         limit,
         worker_id,
         lease.as_secs_f64(),
+        cursor,
+        CLAIM_TENANT_SCAN,
     )
     .fetch_all(db)
     .await?;
     Ok(claimed)
+}
+
+/// Where the next claim's walk over tenants starts: after the claimed
+/// tenant furthest along the ring from `cursor`.
+pub fn claim_cursor(cursor: &str, claimed: &[Claimed]) -> Option<String> {
+    let tenants = claimed.iter().map(|job| job.tenant.as_str());
+    let beyond = tenants.clone().filter(|t| *t > cursor).max();
+    beyond.or_else(|| tenants.max()).map(str::to_string)
 }
 
 /// A running attempt whose lease a worker renews.

@@ -19,14 +19,16 @@ mod manage;
 mod module;
 mod retry;
 pub mod rules;
+mod tenants;
 
 pub use config::{ConfigEntry, config_delete, config_get, config_list, config_set};
 pub use enqueue::{Inserted, NewJob, job_insert};
 pub use job::{AttemptError, Job, JobState};
 pub use kv::{kv_delete, kv_get, kv_increment, kv_set};
 pub use lifecycle::{
-    Claimed, Expired, Finish, Heartbeat, job_claim, job_finish_many, job_heartbeat,
-    job_next_due_in, job_progress, job_promote_due, job_release, job_rescue_expired,
+    CLAIM_TENANT_SCAN, Claimed, Expired, Finish, Heartbeat, claim_cursor, job_claim,
+    job_finish_many, job_heartbeat, job_next_due_in, job_progress, job_promote_due, job_release,
+    job_rescue_expired,
 };
 pub use manage::{
     CancelOutcome, JobCount, JobFilter, job_cancel, job_counts, job_get, job_list, job_prune,
@@ -35,6 +37,10 @@ pub use manage::{
 pub use module::{Module, ModuleOptions, module_bytes, module_head, module_insert, module_list};
 pub use retry::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, FailAction, RetryPolicy,
+};
+pub use tenants::{
+    Access, NewToken, TOKEN_PREFIX, Tenant, TenantChange, TokenInfo, tenant_create, tenant_get,
+    tenant_list, tenant_update, token_check, token_create, token_list, token_revoke,
 };
 
 /// The channel that wakes workers when jobs become available.
@@ -52,6 +58,12 @@ pub enum Error {
     /// No job with that id exists for the tenant.
     #[error("job not found")]
     JobNotFound,
+    /// No tenant has that name.
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// A tenant of that name exists already.
+    #[error("tenant {name:?} exists already")]
+    TenantExists { name: String },
     /// The job is not in a state the operation applies to.
     #[error("job is {state}; only a job that is {allowed} can be {action}")]
     InvalidState {

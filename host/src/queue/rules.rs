@@ -55,6 +55,37 @@ fn check_name(field: &str, value: &str, max: usize, punctuation: &[char]) -> Res
     Ok(())
 }
 
+/// A tenant name: 1 to 63 of `a-z 0-9 _ -`, starting with a letter or
+/// digit. Lowercase only, so that `Acme` and `acme` cannot both exist.
+pub fn check_tenant(field: &str, name: &str) -> Result<(), Invalid> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty() || name.len() > 63 || !starts_well || !name.chars().all(allowed) {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "{name:?} is not valid; use 1 to 63 lowercase letters, digits, '_' or '-', \
+                 starting with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A limit on a tenant's running jobs: 1 to 100,000.
+pub fn check_max_running(field: &str, max_running: i64) -> Result<i32, Invalid> {
+    match max_running {
+        1..=100_000 => Ok(max_running as i32),
+        n => Err(Invalid::new(
+            field,
+            format!("{n} is not between 1 and 100000"),
+        )),
+    }
+}
+
 /// A job id: 1 to 255 characters, no control characters, no leading or
 /// trailing whitespace.
 pub fn check_job_id(field: &str, id: &str) -> Result<(), Invalid> {
@@ -150,6 +181,15 @@ mod tests {
                     .starts_with("kind: "),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn tenant_names_are_checked() {
+        assert!(check_tenant("name", "acme-2_eu").is_ok());
+        for bad in ["", "Acme", "-acme", "a b", "ü", &"t".repeat(64)] {
+            let error = check_tenant("name", bad).unwrap_err();
+            assert!(error.message.starts_with("name: "), "{bad:?}");
         }
     }
 

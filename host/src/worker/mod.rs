@@ -20,7 +20,8 @@ mod completer;
 mod inflight;
 mod listener;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -112,6 +113,20 @@ struct Shared {
     /// Wakes the claim loop: a notification arrived or a slot was freed.
     wake: Notify,
     slots: Arc<Semaphore>,
+    /// Per queue, the tenant the next claim's walk starts after.
+    cursors: Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    fn cursor(&self, queue: &str) -> String {
+        let cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        cursors.get(queue).cloned().unwrap_or_default()
+    }
+
+    fn set_cursor(&self, queue: &str, tenant: String) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        cursors.insert(queue.to_string(), tenant);
+    }
 }
 
 /// Runs a worker until `shutdown` is cancelled, then drains it.
@@ -129,6 +144,7 @@ pub async fn run(
         inflight: InFlight::default(),
         wake: Notify::new(),
         slots,
+        cursors: Mutex::default(),
     });
     tracing::info!(
         worker_id = %shared.config.worker_id,
@@ -235,14 +251,19 @@ async fn claim(
     queue: &str,
     limit: usize,
 ) -> Result<Vec<queue::Claimed>, queue::Error> {
+    let cursor = shared.cursor(queue);
     let jobs = queue::job_claim(
         &shared.pool,
         queue,
         limit as i64,
         &shared.config.worker_id,
         shared.config.lease,
+        &cursor,
     )
     .await?;
+    if let Some(next) = queue::claim_cursor(&cursor, &jobs) {
+        shared.set_cursor(queue, next);
+    }
     if !jobs.is_empty() {
         tracing::debug!(worker_id = %shared.config.worker_id, queue, claimed = jobs.len(), "claimed jobs");
     }

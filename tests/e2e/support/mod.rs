@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spool::api::types::{EnqueueRequest, JobView, ModuleView};
+use spool::api::AdminToken;
+use spool::api::types::{EnqueueRequest, JobView, ModuleView, TenantCreateRequest};
 use spool::client::{Client, DeployOptions};
 use spool::database::{self, Target};
 use spool::maintenance::MaintenanceConfig;
@@ -212,13 +213,22 @@ pub fn test_config() -> ServerConfig {
             max_instances: 16,
             ..RuntimeConfig::default()
         },
-        tenant: spool::api::DEFAULT_TENANT.to_string(),
+        admin_token: Some(AdminToken::new(ADMIN_TOKEN).expect("a long enough admin token")),
     }
 }
 
-/// A running Spool on its own database.
+/// The operator's token in tests.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
+/// The tenant the harness's client acts for.
+pub const TENANT: &str = "default";
+
+/// A running Spool on its own database, with a tenant ([`TENANT`]) whose
+/// token the client carries.
 pub struct Harness {
     pub client: Client,
+    /// The client's token.
+    pub token: String,
     server: Option<Server>,
     pub db: TestDb,
 }
@@ -237,12 +247,52 @@ impl Harness {
         let server = Server::start(db.pool.clone(), config)
             .await
             .expect("start server");
-        let client = Client::new(&server.url().expect("the harness runs the API"));
+        let mut conn = db.pool.acquire().await.expect("a connection");
+        let (_, token) = spool::queue::tenant_create(&mut conn, TENANT, None)
+            .await
+            .expect("create the test tenant");
+        drop(conn);
+        let client =
+            Client::new(&server.url().expect("the harness runs the API")).with_token(&token.token);
         Self {
             client,
+            token: token.token,
             server: Some(server),
             db,
         }
+    }
+
+    /// A client acting with the admin token.
+    pub fn admin(&self) -> Client {
+        Client::new(self.client.base()).with_token(ADMIN_TOKEN)
+    }
+
+    /// Creates tenant `name`; returns a client acting for it.
+    pub async fn tenant(&self, name: &str) -> Client {
+        let request = TenantCreateRequest {
+            name: name.to_string(),
+            max_running: None,
+        };
+        let created = self
+            .admin()
+            .tenant_create(&request)
+            .await
+            .expect("create tenant");
+        Client::new(self.client.base()).with_token(created.token.token)
+    }
+
+    /// An HTTP client that sends the harness tenant's token with every
+    /// request, for calls the typed client cannot make.
+    pub fn http(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {}", self.token)
+            .parse()
+            .expect("a token is a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
     }
 
     /// Stops the server, draining its worker.

@@ -1,0 +1,128 @@
+//! Who is calling: a tenant's API token on `/v1`, the operator's admin
+//! token on `/admin/v1`. Both arrive as `Authorization: Bearer <token>`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::{Error, Result};
+use crate::queue::{self, Access};
+
+/// Shortest admin token accepted: guessing 32 characters is hopeless.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+/// The operator's token, kept as its digest so that comparing it takes the
+/// same time whatever is presented.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Checks the configured token's strength.
+    pub fn new(token: &str) -> std::result::Result<Self, String> {
+        if token.chars().count() < MIN_ADMIN_TOKEN_LEN {
+            return Err(format!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters \
+                 (try: openssl rand -hex 32)"
+            ));
+        }
+        Ok(Self(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+/// The tenant a `/v1` request acts for, decided by its token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer(parts)?;
+        match queue::token_check(&state.pool, token).await? {
+            Access::Tenant(tenant) => Ok(Self { tenant }),
+            Access::Disabled(tenant) => Err(Error::Forbidden(format!(
+                "tenant {tenant:?} is disabled; ask the operator to enable it"
+            ))),
+            Access::Denied => Err(Error::Unauthorized(
+                "the token is not valid: unknown, revoked or mistyped".to_string(),
+            )),
+        }
+    }
+}
+
+/// An operator request, carrying the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Some(admin) = &state.admin_token else {
+            return Err(Error::Forbidden(
+                "the admin API is off: start the server with SPOOL_ADMIN_TOKEN set".to_string(),
+            ));
+        };
+        if admin.matches(bearer(parts)?) {
+            Ok(Self)
+        } else {
+            Err(Error::Unauthorized(
+                "the admin token is not valid".to_string(),
+            ))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(parts: &Parts) -> Result<&str> {
+    let missing = || {
+        Error::Unauthorized(
+            "no token: send Authorization: Bearer <token> (spool --token or SPOOL_TOKEN)"
+                .to_string(),
+        )
+    };
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| {
+        Error::Unauthorized("the Authorization header is not readable text".to_string())
+    })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::Unauthorized(format!(
+            "the Authorization scheme is {scheme:?}; use Bearer"
+        )));
+    }
+    Ok(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_admin_tokens_are_refused() {
+        assert!(AdminToken::new("short").is_err());
+        let token = "x".repeat(MIN_ADMIN_TOKEN_LEN);
+        let admin = AdminToken::new(&token).unwrap();
+        assert!(admin.matches(&token));
+        assert!(!admin.matches("x"));
+    }
+}
