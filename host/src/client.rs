@@ -7,9 +7,9 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::api::types::{
-    ConfigList, ConfigRequest, ConfigView, EnqueueRequest, JobPage, JobView, ModuleList,
-    ModuleView, PruneReport, TenantCreateRequest, TenantCreated, TenantList, TenantUpdateRequest,
-    TenantView, TokenCreated, TokenList, TokenRequest,
+    BatchReport, BatchRequest, ConfigList, ConfigRequest, ConfigView, EnqueueRequest, JobPage,
+    JobView, ModuleList, ModuleView, PruneReport, TenantCreateRequest, TenantCreated, TenantList,
+    TenantUpdateRequest, TenantView, TokenCreated, TokenList, TokenRequest,
 };
 use crate::api::{ErrorBody, percent_encode};
 use crate::queue::JobState;
@@ -192,6 +192,17 @@ impl Client {
             .send(self.request(Method::POST, "/v1/jobs").json(job))
             .await?;
         Ok((job, status == StatusCode::CREATED))
+    }
+
+    /// Enqueues jobs together, all or none.
+    pub async fn job_enqueue_batch(&self, jobs: &[EnqueueRequest]) -> Result<BatchReport> {
+        let body = BatchRequest {
+            jobs: jobs.to_vec(),
+        };
+        Ok(self
+            .send(self.request(Method::POST, "/v1/job-batches").json(&body))
+            .await?
+            .0)
     }
 
     pub async fn job_get(&self, id: &str) -> Result<JobView> {

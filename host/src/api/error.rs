@@ -46,6 +46,8 @@ pub enum Error {
     /// The kind has no deployed module.
     UnknownKind {
         kind: String,
+        /// The field that named it.
+        field: String,
     },
     /// The upload is not a usable job component.
     InvalidComponent(String),
@@ -75,6 +77,31 @@ impl Error {
     }
 }
 
+impl Error {
+    /// `kind`, named by `field`, has no deployed module.
+    pub fn invalid_kind(field: &str, kind: &str) -> Self {
+        Self::UnknownKind {
+            kind: kind.to_string(),
+            field: field.to_string(),
+        }
+    }
+
+    /// The same error about a field inside `path` (`jobs[3]`): `run_at`
+    /// becomes `jobs[3].run_at`, in the field and in the message.
+    pub fn within(self, path: &str) -> Self {
+        match self {
+            Self::Invalid { field, message } => Self::Invalid {
+                field: Some(match field {
+                    Some(field) => format!("{path}.{field}"),
+                    None => path.to_string(),
+                }),
+                message: format!("{path}.{message}"),
+            },
+            other => other,
+        }
+    }
+}
+
 impl From<queue::rules::Invalid> for Error {
     fn from(invalid: queue::rules::Invalid) -> Self {
         Self::Invalid {
@@ -87,7 +114,7 @@ impl From<queue::rules::Invalid> for Error {
 impl From<queue::Error> for Error {
     fn from(error: queue::Error) -> Self {
         match error {
-            queue::Error::UnknownKind { kind } => Self::UnknownKind { kind },
+            queue::Error::UnknownKind { kind } => Self::invalid_kind("kind", &kind),
             queue::Error::JobNotFound => Self::NotFound("no job with this id".to_string()),
             queue::Error::TenantNotFound => Self::NotFound("no tenant of this name".to_string()),
             e @ queue::Error::TenantExists { .. } => Self::Exists(e.to_string()),
@@ -129,11 +156,11 @@ impl IntoResponse for Error {
             }
             Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message, None),
             Self::Exists(message) => (StatusCode::CONFLICT, "already_exists", message, None),
-            Self::UnknownKind { kind } => (
+            Self::UnknownKind { kind, field } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_kind",
-                format!("kind {kind:?} has no deployed module; deploy one first"),
-                Some("kind".to_string()),
+                format!("{field}: kind {kind:?} has no deployed module; deploy one first"),
+                Some(field),
             ),
             Self::InvalidComponent(message) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

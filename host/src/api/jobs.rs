@@ -11,7 +11,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{Error, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
-use super::types::{EnqueueRequest, JobPage, JobView, PruneReport};
+use super::types::{BatchReport, BatchRequest, EnqueueRequest, JobPage, JobView, PruneReport};
 use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob, rules};
 
 /// Jobs per page unless asked otherwise, and at most.
@@ -49,6 +49,63 @@ pub async fn job_create(
         Json(view(inserted.job)?),
     )
         .into_response())
+}
+
+/// Most jobs in one batch.
+pub const MAX_BATCH_JOBS: usize = 50_000;
+/// Largest batch body: room for the most jobs with modest params.
+pub const MAX_BATCH_BODY: usize = 64 << 20;
+
+/// `POST /v1/job-batches`: 201 when any job was created, 200 when every
+/// `job_id` existed already. All jobs are checked before any is written; one
+/// bad job refuses the batch, naming it (`jobs[3].run_at`).
+pub async fn job_batch(
+    caller: Caller,
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<(StatusCode, Json<BatchReport>)> {
+    let bytes = input::read_body(body, MAX_BATCH_BODY).await?;
+    let request: BatchRequest = input::parse_json(&bytes)?;
+    if request.jobs.is_empty() || request.jobs.len() > MAX_BATCH_JOBS {
+        return Err(Error::invalid(
+            "jobs",
+            format!(
+                "jobs: {} jobs; a batch holds 1 to {MAX_BATCH_JOBS}",
+                request.jobs.len()
+            ),
+        ));
+    }
+    let kinds: Vec<String> = request.jobs.iter().map(|job| job.kind.clone()).collect();
+    let jobs = request
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| new_job(&caller.tenant, job).map_err(|e| e.within(&format!("jobs[{i}]"))))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+    let inserted = match queue::job_insert_batch(&mut conn, &caller.tenant, &jobs).await {
+        Err(queue::Error::UnknownKind { kind }) => {
+            let i = kinds.iter().position(|k| *k == kind).unwrap_or_default();
+            return Err(Error::invalid_kind(&format!("jobs[{i}].kind"), &kind));
+        }
+        other => other?,
+    };
+    let total = inserted.ids.len() as u64;
+    tracing::info!(tenant = %caller.tenant, jobs = total, created = inserted.created, "batch enqueued");
+    let status = if inserted.created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(BatchReport {
+            created: inserted.created,
+            existing: total - inserted.created,
+            ids: inserted.ids,
+        }),
+    ))
 }
 
 /// Checks an enqueue request field by field.

@@ -5,6 +5,7 @@
 //! | `PUT /v1/modules/{kind}` | deploy a component (the body) for a kind |
 //! | `GET /v1/modules` | the newest version of each kind |
 //! | `POST /v1/jobs` | enqueue |
+//! | `POST /v1/job-batches` | enqueue up to 50,000 jobs at once, all or none |
 //! | `GET /v1/jobs` | list, by state and kind, newest first, paginated |
 //! | `DELETE /v1/jobs` | prune finished jobs by state and age |
 //! | `GET /v1/jobs/{id}` | one job: state, params, result, errors |
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
                 .get(jobs::job_list)
                 .delete(jobs::job_prune),
         )
+        .route("/v1/job-batches", post(jobs::job_batch))
         .route("/v1/jobs/{id}", get(jobs::job_get))
         .route("/v1/jobs/{id}/cancel", post(jobs::job_cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::job_retry))

@@ -93,6 +93,24 @@ pub struct EnqueueRequest {
     pub queue: Option<String>,
 }
 
+/// `POST /v1/job-batches`: jobs enqueued together, all or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub jobs: Vec<EnqueueRequest>,
+}
+
+/// What a batch enqueue did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReport {
+    /// Jobs created.
+    pub created: u64,
+    /// Jobs whose `job_id` existed already; they were left as they were.
+    pub existing: u64,
+    /// Each job's id, in the order given.
+    pub ids: Vec<String>,
+}
+
 fn empty_object() -> Value {
     Value::Object(Default::default())
 }

@@ -2,6 +2,7 @@
 //! `worker`, `demo`) and a client of the HTTP API for everything else.
 //! Output is for people by default and JSON with `--json`.
 
+pub mod bench;
 mod client_commands;
 pub mod demo;
 mod output;
@@ -62,6 +63,8 @@ pub enum Command {
     Worker(server_commands::WorkerArgs),
     /// Build and deploy the examples, feed them sample data, show the result.
     Demo(demo::DemoArgs),
+    /// Measure throughput and latency (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Deploy a component for a kind.
     Deploy(client_commands::DeployArgs),
     /// List deployed modules.
@@ -131,7 +134,7 @@ impl Cli {
     /// bury, so it logs warnings and errors only.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Demo(_) => telemetry::QUIET_FILTER,
+            Command::Demo(_) | Command::Bench(_) => telemetry::QUIET_FILTER,
             _ => telemetry::DEFAULT_FILTER,
         }
     }
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => server_commands::serve(args, cli.admin_token.as_deref()).await,
         Command::Worker(args) => server_commands::worker(args).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Bench(args) => bench::bench(args).await,
         Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
         Command::Modules => client_commands::modules(&client, json).await,
         Command::Enqueue(args) => client_commands::enqueue(&client, json, args).await,

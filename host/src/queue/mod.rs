@@ -10,6 +10,7 @@
 //! number: a late write from an attempt that was rescued or cancelled in
 //! the meantime changes nothing.
 
+mod batch;
 mod config;
 mod enqueue;
 mod job;
@@ -21,6 +22,7 @@ mod retry;
 pub mod rules;
 mod tenants;
 
+pub use batch::{BatchInserted, job_insert_batch};
 pub use config::{ConfigEntry, config_delete, config_get, config_list, config_set};
 pub use enqueue::{Inserted, NewJob, job_insert};
 pub use job::{AttemptError, Job, JobState};

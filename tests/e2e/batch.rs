@@ -1,0 +1,166 @@
+//! The batch paths: `POST /v1/job-batches` and `spool.enqueue_many`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use spool::api::types::{BatchReport, EnqueueRequest};
+use spool::client::Error;
+use spool::queue::JobState;
+
+use crate::support::{Harness, echo};
+
+fn job(id: Option<&str>, value: Value) -> EnqueueRequest {
+    EnqueueRequest {
+        kind: "probe".into(),
+        params: echo(value),
+        job_id: id.map(str::to_string),
+        ..EnqueueRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_creates_every_job_in_order_and_skips_existing_ids() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    spool.probe("known", echo(json!("first"))).await;
+    let mut jobs: Vec<EnqueueRequest> = (0..500).map(|i| job(None, json!(i))).collect();
+    jobs.push(job(Some("known"), json!("second")));
+    jobs.push(job(Some("fresh"), json!("tab\there \\ \"quoted\" \u{e9}")));
+
+    let report = spool.client.job_enqueue_batch(&jobs).await.expect("batch");
+    spool.db.wait_for_jobs(JobState::Completed, 502).await;
+    let again = spool
+        .http()
+        .post(format!("{}/v1/job-batches", spool.client.base()))
+        .json(&json!({"jobs": [{"kind": "probe", "job_id": "known"}]}))
+        .send()
+        .await
+        .expect("the API answers");
+
+    assert_eq!((report.created, report.existing), (501, 1));
+    assert_eq!(report.ids.len(), 502);
+    assert_eq!(report.ids[500], "known");
+    assert_eq!(report.ids[501], "fresh");
+    let tenth = spool.client.job_get(&report.ids[10]).await.expect("a job");
+    assert_eq!(tenth.result.expect("a result")["value"], 10);
+    let known = spool.client.job_get("known").await.expect("known");
+    assert_eq!(known.result.expect("a result")["value"], "first");
+    let fresh = spool.client.job_get("fresh").await.expect("fresh");
+    assert_eq!(
+        fresh.result.expect("a result")["value"],
+        "tab\there \\ \"quoted\" \u{e9}"
+    );
+    assert_eq!(again.status().as_u16(), 200);
+    let again: BatchReport = again.json().await.expect("a report");
+    assert_eq!((again.created, again.existing), (0, 1));
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_job_refuses_the_whole_batch_naming_it() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let send = |body: Value| {
+        let request = spool
+            .http()
+            .request(
+                Method::POST,
+                format!("{}/v1/job-batches", spool.client.base()),
+            )
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("the API answers");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("a JSON body"))
+        }
+    };
+    let good = json!({"kind": "probe"});
+
+    let naive =
+        send(json!({"jobs": [good, good, {"kind": "probe", "run_at": "2030-01-01T00:00:00"}]}))
+            .await;
+    let unknown = send(json!({"jobs": [good, {"kind": "never-deployed"}]})).await;
+    let empty = send(json!({"jobs": []})).await;
+    let priority = send(json!({"jobs": [good, {"kind": "probe", "priority": 12}]})).await;
+    let unknown_field = send(json!({"jobs": [{"kind": "probe", "colour": "red"}]})).await;
+
+    assert_eq!(naive.0, 400, "{}", naive.1);
+    assert_eq!(naive.1["field"], "jobs[2].run_at", "{}", naive.1);
+    assert!(
+        naive.1["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("jobs[2].run_at: "),
+        "{}",
+        naive.1
+    );
+    assert_eq!(unknown.0, 422, "{}", unknown.1);
+    assert_eq!(unknown.1["field"], "jobs[1].kind", "{}", unknown.1);
+    assert_eq!(empty.0, 400, "{}", empty.1);
+    assert_eq!(empty.1["field"], "jobs", "{}", empty.1);
+    assert_eq!(priority.1["field"], "jobs[1].priority", "{}", priority.1);
+    assert_eq!(unknown_field.0, 400, "{}", unknown_field.1);
+    assert_eq!(
+        spool.db.job_count().await,
+        0,
+        "a refused batch writes nothing"
+    );
+    let unknown_kind = spool.client.job_enqueue_batch(&[job(None, json!(1))]).await;
+    assert!(unknown_kind.is_ok());
+    let missing = spool
+        .client
+        .job_enqueue_batch(&[EnqueueRequest {
+            kind: "nope".into(),
+            ..EnqueueRequest::default()
+        }])
+        .await;
+    assert!(
+        matches!(missing, Err(Error::Api { status: 422, .. })),
+        "{missing:?}"
+    );
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_many_enqueues_in_the_callers_transaction() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let pool = &spool.db.pool;
+    let params: Vec<Value> = (0..50).map(|i| echo(json!(i))).collect();
+
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("select spool.enqueue_many('default', 'probe', $1)")
+        .bind(&params)
+        .execute(&mut *tx)
+        .await
+        .expect("enqueue in a transaction");
+    tx.rollback().await.expect("roll back");
+    let after_rollback = spool.db.job_count().await;
+    let created: i64 =
+        sqlx::query_scalar("select spool.enqueue_many('default', 'probe', $1, job_ids => $2)")
+            .bind(&params[..3])
+            .bind(["a", "b", "a"])
+            .fetch_one(pool)
+            .await
+            .expect("enqueue with ids");
+    let mismatch = sqlx::query("select spool.enqueue_many('default', 'probe', $1, job_ids => $2)")
+        .bind(&params[..2])
+        .bind(["only-one"])
+        .execute(pool)
+        .await;
+    let foreign = sqlx::query("select spool.enqueue_many('nobody', 'probe', $1)")
+        .bind(&params[..1])
+        .execute(pool)
+        .await;
+
+    assert_eq!(after_rollback, 0, "a rolled-back transaction leaves no job");
+    assert_eq!(created, 2, "a repeated id in one call is created once");
+    let message = mismatch.expect_err("lengths differ").to_string();
+    assert!(message.contains("job_ids: 1 ids for 2 params"), "{message}");
+    let message = foreign.expect_err("no such tenant").to_string();
+    assert!(
+        message.contains("tenant nobody: no such tenant"),
+        "{message}"
+    );
+    spool.db.wait_for_jobs(JobState::Completed, 2).await;
+    spool.stop().await;
+}
