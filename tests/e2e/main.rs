@@ -9,6 +9,7 @@ mod support;
 mod api;
 mod bad_input;
 mod batch;
+mod bench;
 mod cancel_retry;
 mod capabilities;
 mod cli;

@@ -69,9 +69,14 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
+        Self::named("spool_test").await
+    }
+
+    /// A database whose name starts with `prefix`.
+    pub async fn named(prefix: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
-            "spool_test_{}_{}_{}",
+            "{prefix}_{}_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed),
             &uuid::Uuid::new_v4().simple().to_string()[..6]
