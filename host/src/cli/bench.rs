@@ -8,7 +8,9 @@
 //! - D: an idle worker, jobs enqueued one at a time on a fixed schedule;
 //!   enqueue-to-guest-start latency;
 //! - F: fairness: a tenant floods the queue while another enqueues a job
-//!   now and then; how long the lone jobs wait.
+//!   now and then; how long the lone jobs wait;
+//! - I: the host's CPU cost of instantiating and calling the component,
+//!   without the queue, with the pooling allocator and without.
 //!
 //! `spool bench` runs each a few times and prints medians. `spool bench
 //! prepare X` and `spool bench run X` are the driver interface of the peer
@@ -23,6 +25,7 @@ use anyhow::{Context, bail, ensure};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use super::output;
 use crate::api::types::EnqueueRequest;
@@ -31,7 +34,7 @@ use crate::database::{self, Target};
 use crate::guests;
 use crate::maintenance::MaintenanceConfig;
 use crate::queue::{self, JobState, NewJob};
-use crate::runtime::RuntimeConfig;
+use crate::runtime::{Attempt, Limits, Outcome, Runtime, RuntimeConfig};
 use crate::server::{Server, ServerConfig};
 use crate::worker::WorkerConfig;
 
@@ -59,6 +62,8 @@ pub enum Workload {
     D,
     #[value(name = "F")]
     F,
+    #[value(name = "I")]
+    I,
 }
 
 impl fmt::Display for Workload {
@@ -253,6 +258,7 @@ impl Bench {
             Workload::C => self.work(&pool).await,
             Workload::D => self.latency(&pool).await,
             Workload::F => self.fairness(&pool).await,
+            Workload::I => self.instantiate(&pool).await,
         };
         pool.close().await;
         let mut measured = measured?;
@@ -456,6 +462,85 @@ impl Bench {
             ],
         })
     }
+}
+
+impl Bench {
+    async fn instantiate(&self, pool: &PgPool) -> anyhow::Result<Measured> {
+        let n = self.sizes.work;
+        let component = build_noop().await?;
+        let mut record = serde_json::Map::new();
+        let mut figures = Vec::new();
+        for pooling in [true, false] {
+            let config = RuntimeConfig {
+                pooling,
+                ..RuntimeConfig::default()
+            };
+            let runtime = Runtime::new(config, pool.clone())
+                .map_err(|e| anyhow::anyhow!("start the runtime: {e:#}"))?;
+            let bytes = component.clone();
+            let prepared = runtime
+                .prepare("bench", async move { Ok(bytes) })
+                .await
+                .map_err(|e| anyhow::anyhow!("compile the no-op component: {e}"))?;
+            let cancel = CancellationToken::new();
+            let params = json!({ "n": 1 }).to_string();
+            let attempt = Attempt {
+                seq: 0,
+                id: "bench",
+                kind: KIND,
+                queue: "default",
+                tenant: TENANT,
+                attempt: 1,
+                max_attempts: 1,
+                params: &params,
+                limits: Limits {
+                    timeout: Duration::from_secs(10),
+                    memory_bytes: 128 << 20,
+                    allowed_hosts: Vec::new(),
+                },
+                lease: Duration::from_secs(30),
+            };
+            let cpu = cpu_time()?;
+            let started = Instant::now();
+            for _ in 0..n {
+                let outcome = runtime.run(&prepared, attempt.clone(), &cancel).await;
+                ensure!(
+                    matches!(outcome, Outcome::Completed { .. }),
+                    "the no-op component failed: {outcome:?}"
+                );
+            }
+            let wall = started.elapsed().as_secs_f64();
+            let cpu_us = (cpu_time()? - cpu).as_secs_f64() * 1e6 / n as f64;
+            let name = if pooling { "pooling" } else { "on_demand" };
+            record.insert(format!("{name}_cpu_us_per_job"), json!(cpu_us));
+            record.insert(format!("{name}_calls_per_s"), json!(n as f64 / wall));
+            let label = if pooling { "pooling" } else { "on demand" };
+            figures.push((
+                format!("I instantiate+call, {label}, host CPU µs/job"),
+                cpu_us,
+            ));
+        }
+        record.insert("jobs".into(), json!(n));
+        Ok(Measured {
+            record: Value::Object(record),
+            figures,
+        })
+    }
+}
+
+/// CPU time this process has used, from `/proc/self/stat` (user + system,
+/// in clock ticks of 10 ms).
+fn cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("read /proc/self/stat")?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line.
+    let after = stat.rsplit_once(')').context("parse /proc/self/stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("parse /proc/self/stat")?.parse()?)
+    };
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_millis(total * 10))
 }
 
 /// Builds the no-op component from this source tree.
