@@ -21,6 +21,7 @@
 //!    [dependencies]
 //!    spool-sdk = { path = "../spool/guest-sdk" }
 //!    serde = { version = "1", features = ["derive"] }
+//!    serde_json = "1"
 //!    ```
 //!
 //! 2. Write the job:
@@ -53,16 +54,17 @@
 //!    the `wasm32-wasip2` target (`rustup target add wasm32-wasip2`):
 //!
 //!    ```text
-//!    cargo build --release --target wasm32-wasip2
-//!    cargo component build --release
+//!    cargo build --release --target wasm32-wasip2   # target/wasm32-wasip2/release/greet.wasm
+//!    cargo component build --release                # target/wasm32-wasip1/release/greet.wasm
 //!    ```
 //!
-//! 4. Deploy it under a kind and enqueue a job:
+//! 4. Deploy it under a kind and enqueue a job, with your tenant's token
+//!    in `SPOOL_TOKEN` (an operator makes one with `spool tenant create`):
 //!
 //!    ```text
 //!    spool deploy greet target/wasm32-wasip2/release/greet.wasm
-//!    spool enqueue greet '{"name": "Ada"}'
-//!    spool result --wait <job id>
+//!    spool enqueue greet '{"name": "Ada"}' --job-id greet:ada
+//!    spool result --wait greet:ada
 //!    ```
 //!
 //! # Params, results and errors
