@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{Error, ErrorBody, Result};
 use super::input::{self, MAX_COMPONENT_BYTES, PathParam};
-use super::types::{ModuleList, ModuleView};
+use super::types::{ComponentUpload, ModuleList, ModuleView};
 use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions, rules};
 use crate::runtime::{self, Runtime};
 
@@ -52,7 +52,7 @@ struct DeployQuery {
         DeployQuery,
     ),
     request_body(
-        content = Vec<u8>,
+        content = ComponentUpload,
         content_type = "application/wasm",
         description = "the component's bytes, at most 64 MiB"
     ),

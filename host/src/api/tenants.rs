@@ -206,13 +206,13 @@ pub async fn token_revoke(
     }
 }
 
-/// The optional `{"label": "..."}` body of a token request.
+/// The optional `{"label": "..."}` body of a token request; no body, or
+/// `null`, gives no label.
 async fn token_label(body: Body) -> Result<String> {
     let bytes = input::read_body(body, MAX_JSON_BODY).await?;
-    let request: TokenRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        TokenRequest::default()
-    } else {
-        input::parse_json(&bytes)?
+    let request: TokenRequest = match bytes.trim_ascii() {
+        b"" | b"null" => TokenRequest::default(),
+        _ => input::parse_json(&bytes)?,
     };
     if request.label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::invalid(

@@ -152,6 +152,11 @@ impl From<Module> for ModuleView {
     }
 }
 
+/// The body of `PUT /v1/modules/{kind}`: a component's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/wasm")]
+pub struct ComponentUpload(pub Vec<u8>);
+
 /// `GET /v1/modules`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModuleList {
