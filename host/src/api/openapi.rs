@@ -72,7 +72,10 @@ impl Modify for Auth {
         let components = doc.components.get_or_insert_with(Default::default);
         for (name, description) in [
             (TENANT_TOKEN, "a tenant's API token (sp_...)"),
-            (ADMIN_TOKEN, "the operator's admin token (SPOOL_ADMIN_TOKEN)"),
+            (
+                ADMIN_TOKEN,
+                "the operator's admin token (SPOOL_ADMIN_TOKEN)",
+            ),
         ] {
             components.add_security_scheme(
                 name,
