@@ -117,7 +117,10 @@ async fn fuzz(schemathesis: &Path, base: &str, token: &str, filter: &str) {
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args([filter, "^/admin/"])
         .args(["--checks", CHECKS])
-        .args(["--max-examples", "40", "--seed", "1", "--workers", "2"])
+        // One worker: a fixed seed then gives the same requests each run,
+        // and hypothesis 6.170 is not thread-safe (two workers at times
+        // fail with a KeyError from its lambda-source cache).
+        .args(["--max-examples", "40", "--seed", "1", "--workers", "1"])
         .args(["--generation-database", "none", "--no-color"])
         .env(
             "SCHEMATHESIS_HOOKS",
