@@ -644,6 +644,27 @@ async fn path_segments_that_are_not_utf8_are_refused_in_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_segments_holding_nul_are_refused_in_json() {
+    let spool = Harness::start().await;
+    for (method, path, field) in [
+        (Method::GET, "/v1/jobs/a%00", "id"),
+        (Method::POST, "/v1/jobs/%00/cancel", "id"),
+        (Method::POST, "/v1/jobs/%00/retry", "id"),
+        (Method::DELETE, "/v1/tokens/%00", "id"),
+    ] {
+        let answer = send(&spool, method, path, Vec::new()).await;
+        assert_refused(
+            &answer,
+            400,
+            "invalid_request",
+            Some(field),
+            "contains \\u0000",
+        );
+    }
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typed_client_reports_the_api_message_and_field() {
     let spool = Harness::start().await;
     spool.deploy_probe(&[]).await;

@@ -22,6 +22,7 @@ mod isolation;
 mod lifecycle;
 mod maintenance;
 mod modules;
+mod openapi;
 mod outbound;
 mod processes;
 mod sandbox;

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorBody, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{ConfigList, ConfigRequest, ConfigView};
 use crate::queue;
@@ -17,6 +17,18 @@ const MAX_VALUE_BYTES: usize = 64 << 10;
 
 /// `PUT /v1/config/{name}` with `{"value": "...", "secret": false}`. A
 /// secret's value is never returned.
+#[utoipa::path(
+    put,
+    path = "/v1/config/{name}",
+    tag = "config",
+    params(("name" = String, Path, description = "the entry's name")),
+    request_body = ConfigRequest,
+    responses(
+        (status = 200, description = "the entry as set", body = ConfigView),
+        (status = 400, description = "the name or value is malformed", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+    )
+)]
 pub async fn config_set(
     caller: Caller,
     State(state): State<AppState>,
@@ -52,6 +64,12 @@ pub async fn config_set(
 }
 
 /// `GET /v1/config`.
+#[utoipa::path(
+    get,
+    path = "/v1/config",
+    tag = "config",
+    responses((status = 200, description = "every entry; secrets without values", body = ConfigList))
+)]
 pub async fn config_list(
     caller: Caller,
     State(state): State<AppState>,
@@ -63,6 +81,17 @@ pub async fn config_list(
 }
 
 /// `DELETE /v1/config/{name}`: 204, or 404 if there was no such entry.
+#[utoipa::path(
+    delete,
+    path = "/v1/config/{name}",
+    tag = "config",
+    params(("name" = String, Path, description = "the entry's name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the name is malformed", body = ErrorBody),
+        (status = 404, description = "no entry of this name", body = ErrorBody),
+    )
+)]
 pub async fn config_delete(
     caller: Caller,
     State(state): State<AppState>,

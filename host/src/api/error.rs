@@ -14,7 +14,7 @@ use crate::queue;
 use crate::telemetry::error_chain;
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_request`, `unauthorized`,
     /// `forbidden`, `unknown_kind`, `invalid_component`, `not_found`,

@@ -70,16 +70,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
-/// A path segment such as a job's id, percent-decoded. One that is not
-/// UTF-8 once decoded is refused in the API's error shape, naming it.
+/// A route's one path parameter, such as a job's id, percent-decoded. One
+/// that is not UTF-8 once decoded, or holds a NUL (which PostgreSQL cannot
+/// take in text), is refused in the API's error shape, naming it.
 pub struct PathParam(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathParam {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        match Path::<String>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Self(value)),
+        match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => match params.into_iter().next() {
+                Some((key, value)) if value.contains('\0') => Err(Error::invalid(
+                    &key,
+                    format!("{key}: contains \\u0000, which no name or id holds"),
+                )),
+                Some((_, value)) => Ok(Self(value)),
+                None => Err(Error::Internal(
+                    "PathParam on a route without path parameters".to_string(),
+                )),
+            },
             Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
                 ErrorKind::InvalidUtf8InPathParam { key } => Err(Error::invalid(
                     key,

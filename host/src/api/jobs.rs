@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorBody, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{BatchReport, BatchRequest, EnqueueRequest, JobPage, JobView, PruneReport};
 use crate::queue::{self, CancelOutcome, Job, JobFilter, JobState, NewJob, rules};
@@ -26,6 +26,21 @@ fn view(job: Job) -> Result<JobView> {
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the existing job
 /// that has the same `job_id`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "enqueued", body = JobView,
+            headers(("Location" = String, description = "the job's URL"))),
+        (status = 200, description = "a job with this `job_id` exists; it is returned",
+            body = JobView, headers(("Location" = String, description = "the job's URL"))),
+        (status = 400, description = "a field is malformed or out of range", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+        (status = 422, description = "the kind has no deployed module", body = ErrorBody),
+    )
+)]
 pub async fn job_create(
     caller: Caller,
     State(state): State<AppState>,
@@ -56,6 +71,19 @@ pub const MAX_BATCH_JOBS: usize = 50_000;
 /// Largest batch body: room for the most jobs with modest params.
 pub const MAX_BATCH_BODY: usize = 64 << 20;
 
+#[utoipa::path(
+    post,
+    path = "/v1/job-batches",
+    tag = "jobs",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "enqueued; some jobs may have existed", body = BatchReport),
+        (status = 200, description = "every job's `job_id` existed already", body = BatchReport),
+        (status = 400, description = "a job's field is malformed or out of range", body = ErrorBody),
+        (status = 413, description = "the body is over 64 MiB", body = ErrorBody),
+        (status = 422, description = "a job's kind has no deployed module", body = ErrorBody),
+    )
+)]
 /// `POST /v1/job-batches`: 201 when any job was created, 200 when every
 /// `job_id` existed already. All jobs are checked before any is written; one
 /// bad job refuses the batch, naming it (`jobs[3].run_at`).
@@ -151,6 +179,17 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "the job's `job_id` or generated UUID")),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 400, description = "the id is malformed", body = ErrorBody),
+        (status = 404, description = "no job with this id", body = ErrorBody),
+    )
+)]
 pub async fn job_get(
     caller: Caller,
     State(state): State<AppState>,
@@ -160,16 +199,32 @@ pub async fn job_get(
     Ok(Json(view(job)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this state.
     state: Option<JobState>,
+    /// Only jobs of this kind.
     kind: Option<String>,
+    /// Jobs per page, 50 unless given.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
 /// `GET /v1/jobs?state=&kind=&limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of jobs, newest first", body = JobPage),
+        (status = 400, description = "a parameter is malformed or out of range", body = ErrorBody),
+    )
+)]
 pub async fn job_list(
     caller: Caller,
     State(state): State<AppState>,
@@ -216,6 +271,20 @@ pub async fn job_list(
 
 /// `POST /v1/jobs/{id}/cancel`: 200 when the job is cancelled, 202 when it
 /// is running and its worker was asked to stop it.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = String, Path, description = "the job's `job_id` or generated UUID")),
+    responses(
+        (status = 200, description = "the job is cancelled", body = JobView),
+        (status = 202, description = "the job is running; its worker was asked to stop it",
+            body = JobView),
+        (status = 400, description = "the id is malformed", body = ErrorBody),
+        (status = 404, description = "no job with this id", body = ErrorBody),
+        (status = 409, description = "the job has finished", body = ErrorBody),
+    )
+)]
 pub async fn job_cancel(
     caller: Caller,
     State(state): State<AppState>,
@@ -232,6 +301,19 @@ pub async fn job_cancel(
 }
 
 /// `POST /v1/jobs/{id}/retry`.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/retry",
+    tag = "jobs",
+    params(("id" = String, Path, description = "the job's `job_id` or generated UUID")),
+    responses(
+        (status = 200, description = "the job will run again", body = JobView),
+        (status = 400, description = "the id is malformed", body = ErrorBody),
+        (status = 404, description = "no job with this id", body = ErrorBody),
+        (status = 409, description = "the job is not retryable, discarded or cancelled",
+            body = ErrorBody),
+    )
+)]
 pub async fn job_retry(
     caller: Caller,
     State(state): State<AppState>,
@@ -242,14 +324,30 @@ pub async fn job_retry(
     Ok(Json(view(job)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PruneQuery {
+    /// `completed`, `cancelled` or `discarded`.
+    #[param(required = true)]
     state: Option<JobState>,
+    /// An age such as `7d` or `24h`, or seconds.
+    #[param(required = true)]
     older_than: Option<String>,
 }
 
 /// `DELETE /v1/jobs?state=completed&older_than=7d`: deletes finished jobs.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(PruneQuery),
+    responses(
+        (status = 200, description = "how many jobs were deleted", body = PruneReport),
+        (status = 400, description = "a parameter is missing, malformed or out of range",
+            body = ErrorBody),
+    )
+)]
 pub async fn job_prune(
     caller: Caller,
     State(state): State<AppState>,

@@ -1,4 +1,5 @@
-//! The HTTP API: JSON in and out under `/v1`, plus `/healthz`.
+//! The HTTP API: JSON in and out under `/v1`, plus `/healthz` and
+//! `/openapi.json`.
 //!
 //! | method and path | does |
 //! | --- | --- |
@@ -22,9 +23,11 @@
 //! | `PATCH /admin/v1/tenants/{name}` | disable, enable, limit running jobs |
 //! | `POST /admin/v1/tenants/{name}/tokens` | a token for a tenant |
 //! | `GET /healthz` | 200 when the database answers, 503 otherwise |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document |
 //!
 //! `/v1` takes a tenant's token, which decides the tenant every object
-//! belongs to; `/admin/v1` takes the operator's admin token ([`auth`]).
+//! belongs to; `/admin/v1` takes the operator's admin token ([`auth`]);
+//! `/healthz` and `/openapi.json` take none.
 //! Handlers check their input and call [`crate::queue`]; errors take one
 //! JSON shape ([`ErrorBody`]).
 
@@ -34,6 +37,7 @@ mod error;
 mod input;
 mod jobs;
 mod modules;
+mod openapi;
 mod tenants;
 pub mod types;
 
@@ -45,7 +49,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
@@ -54,6 +57,7 @@ pub use error::{Error, ErrorBody};
 pub use input::parse_duration_text;
 pub use jobs::percent_encode;
 
+use self::types::Health;
 use crate::runtime::Runtime;
 use crate::telemetry::error_chain;
 
@@ -71,6 +75,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/modules", get(modules::module_list))
         .route("/v1/modules/{kind}", put(modules::module_deploy))
         .route(
@@ -108,24 +113,42 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// `GET /healthz`: whether the database answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "the database answers", body = Health),
+        (status = 503, description = "the database is unreachable", body = Health),
+    )
+)]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let check = async {
         let mut conn = state.pool.acquire().await?;
         sqlx::Connection::ping(&mut *conn).await
     };
     match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".to_string(),
+                database: None,
+            }),
+        ),
         Ok(Err(e)) => unhealthy(&error_chain(&e)),
         Err(_) => unhealthy(&"no answer within 2s"),
     }
 }
 
-fn unhealthy(cause: &dyn std::fmt::Display) -> (StatusCode, Json<Value>) {
+fn unhealthy(cause: &dyn std::fmt::Display) -> (StatusCode, Json<Health>) {
     tracing::warn!(error = %cause, "health check failed: database unreachable");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "status": "unavailable", "database": "unreachable" })),
+        Json(Health {
+            status: "unavailable".to_string(),
+            database: Some("unreachable".to_string()),
+        }),
     )
 }
 

@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{Error, Result};
+use super::error::{Error, ErrorBody, Result};
 use super::input::{self, MAX_COMPONENT_BYTES, PathParam};
-use super::types::{ModuleList, ModuleView};
+use super::types::{ComponentUpload, ModuleList, ModuleView};
 use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions, rules};
 use crate::runtime::{self, Runtime};
 
@@ -23,11 +23,18 @@ const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most hosts a module may be granted.
 const MAX_ALLOWED_HOSTS: usize = 64;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeployQuery {
+    /// Attempts per job unless the job says otherwise.
+    #[param(minimum = 1, maximum = 1000)]
     max_attempts: Option<i64>,
+    /// How long one attempt may run, in milliseconds.
+    #[param(minimum = 1, maximum = 86_400_000)]
     timeout_ms: Option<i64>,
+    /// Most memory one attempt may use, in MiB.
+    #[param(minimum = 1)]
     memory_limit_mib: Option<i64>,
     /// Comma-separated `host` or `host:port` entries.
     allowed_hosts: Option<String>,
@@ -36,6 +43,29 @@ struct DeployQuery {
 /// `PUT /v1/modules/{kind}` with the component's bytes: 201 with a new
 /// version, or 200 when the newest version already has these bytes and
 /// options.
+#[utoipa::path(
+    put,
+    path = "/v1/modules/{kind}",
+    tag = "modules",
+    params(
+        ("kind" = String, Path, description = "the job kind the component handles"),
+        DeployQuery,
+    ),
+    request_body(
+        content = ComponentUpload,
+        content_type = "application/wasm",
+        description = "the component's bytes, at most 64 MiB"
+    ),
+    responses(
+        (status = 201, description = "a new version", body = ModuleView),
+        (status = 200, description = "the newest version has these bytes and options",
+            body = ModuleView),
+        (status = 400, description = "the kind or an option is malformed, or the body is empty",
+            body = ErrorBody),
+        (status = 413, description = "the body is over 64 MiB", body = ErrorBody),
+        (status = 422, description = "the body is not a usable job component", body = ErrorBody),
+    )
+)]
 pub async fn module_deploy(
     caller: Caller,
     State(state): State<AppState>,
@@ -174,6 +204,12 @@ async fn validate(runtime: Arc<Runtime>, bytes: axum::body::Bytes) -> Result<()>
 }
 
 /// `GET /v1/modules`: the newest version of each kind.
+#[utoipa::path(
+    get,
+    path = "/v1/modules",
+    tag = "modules",
+    responses((status = 200, description = "the newest version of each kind", body = ModuleList))
+)]
 pub async fn module_list(
     caller: Caller,
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::auth::{Admin, Caller};
-use super::error::{Error, Result};
+use super::error::{Error, ErrorBody, Result};
 use super::input::{self, MAX_JSON_BODY, PathParam};
 use super::types::{
     TenantCreateRequest, TenantCreated, TenantList, TenantUpdateRequest, TenantView, TokenCreated,
@@ -20,6 +20,18 @@ use crate::queue::{self, TenantChange, rules};
 const MAX_LABEL_CHARS: usize = 128;
 
 /// `POST /admin/v1/tenants`: 201 with the tenant and its first token.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants",
+    tag = "tenants",
+    request_body = TenantCreateRequest,
+    responses(
+        (status = 201, description = "the tenant and its first token", body = TenantCreated),
+        (status = 400, description = "a field is malformed or out of range", body = ErrorBody),
+        (status = 409, description = "a tenant of this name exists", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+    )
+)]
 pub async fn tenant_create(
     _: Admin,
     State(state): State<AppState>,
@@ -45,6 +57,12 @@ pub async fn tenant_create(
 }
 
 /// `GET /admin/v1/tenants`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants",
+    tag = "tenants",
+    responses((status = 200, description = "every tenant", body = TenantList))
+)]
 pub async fn tenant_list(_: Admin, State(state): State<AppState>) -> Result<Json<TenantList>> {
     let tenants = queue::tenant_list(&state.pool).await?;
     Ok(Json(TenantList {
@@ -54,6 +72,20 @@ pub async fn tenant_list(_: Admin, State(state): State<AppState>) -> Result<Json
 
 /// `PATCH /admin/v1/tenants/{name}`: disable, enable, set or remove the
 /// limit on running jobs.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{name}",
+    tag = "tenants",
+    params(("name" = String, Path, description = "the tenant's name")),
+    request_body = TenantUpdateRequest,
+    responses(
+        (status = 200, description = "the tenant as changed", body = TenantView),
+        (status = 400, description = "the name or a field is malformed or out of range",
+            body = ErrorBody),
+        (status = 404, description = "no tenant of this name", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+    )
+)]
 pub async fn tenant_update(
     _: Admin,
     State(state): State<AppState>,
@@ -84,6 +116,19 @@ pub async fn tenant_update(
 
 /// `POST /admin/v1/tenants/{name}/tokens`: a token for a tenant that lost
 /// its own.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{name}/tokens",
+    tag = "tenants",
+    params(("name" = String, Path, description = "the tenant's name")),
+    request_body = Option<TokenRequest>,
+    responses(
+        (status = 201, description = "the token, shown this once", body = TokenCreated),
+        (status = 400, description = "the name or label is malformed", body = ErrorBody),
+        (status = 404, description = "no tenant of this name", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+    )
+)]
 pub async fn tenant_token_create(
     _: Admin,
     State(state): State<AppState>,
@@ -99,6 +144,17 @@ pub async fn tenant_token_create(
 }
 
 /// `POST /v1/tokens`: 201 with a new token of the caller's tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = Option<TokenRequest>,
+    responses(
+        (status = 201, description = "the token, shown this once", body = TokenCreated),
+        (status = 400, description = "the label is malformed", body = ErrorBody),
+        (status = 413, description = "the body is over 2 MiB", body = ErrorBody),
+    )
+)]
 pub async fn token_create(
     caller: Caller,
     State(state): State<AppState>,
@@ -111,6 +167,12 @@ pub async fn token_create(
 }
 
 /// `GET /v1/tokens`: the caller's tenant's live tokens, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses((status = 200, description = "the live tokens, without secrets", body = TokenList))
+)]
 pub async fn token_list(caller: Caller, State(state): State<AppState>) -> Result<Json<TokenList>> {
     let tokens = queue::token_list(&state.pool, &caller.tenant).await?;
     Ok(Json(TokenList {
@@ -120,6 +182,17 @@ pub async fn token_list(caller: Caller, State(state): State<AppState>) -> Result
 
 /// `DELETE /v1/tokens/{id}`: 204; the token stops working at once. A
 /// tenant may revoke the token it calls with.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "the token's id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 400, description = "the id is malformed", body = ErrorBody),
+        (status = 404, description = "no live token with this id", body = ErrorBody),
+    )
+)]
 pub async fn token_revoke(
     caller: Caller,
     State(state): State<AppState>,
@@ -133,13 +206,13 @@ pub async fn token_revoke(
     }
 }
 
-/// The optional `{"label": "..."}` body of a token request.
+/// The optional `{"label": "..."}` body of a token request; no body, or
+/// `null`, gives no label.
 async fn token_label(body: Body) -> Result<String> {
     let bytes = input::read_body(body, MAX_JSON_BODY).await?;
-    let request: TokenRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        TokenRequest::default()
-    } else {
-        input::parse_json(&bytes)?
+    let request: TokenRequest = match bytes.trim_ascii() {
+        b"" | b"null" => TokenRequest::default(),
+        _ => input::parse_json(&bytes)?,
     };
     if request.label.chars().count() > MAX_LABEL_CHARS {
         return Err(Error::invalid(

@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::queue::{AttemptError, ConfigEntry, Job, JobState, Module, NewToken, Tenant, TokenInfo};
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// The caller's `job_id`, or a generated UUID.
     pub id: String,
@@ -62,7 +63,7 @@ impl TryFrom<Job> for JobView {
 }
 
 /// A page of jobs, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -70,38 +71,50 @@ pub struct JobPage {
 }
 
 /// `POST /v1/jobs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
+    /// A kind with a deployed module.
+    #[schema(min_length = 1, max_length = 128)]
     pub kind: String,
     /// Any JSON; `{}` when absent.
     #[serde(default = "empty_object")]
     pub params: Value,
+    /// The caller's id for the job; enqueueing it again returns the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
     pub job_id: Option<String>,
     /// RFC 3339 with an offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub run_at: Option<String>,
     /// Seconds, or text such as "10m"; instead of `run_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = delay_schema)]
     pub delay: Option<Value>,
+    /// Overrides the module's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_attempts: Option<i64>,
+    /// 0 runs first, 9 last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9)]
     pub priority: Option<i64>,
+    /// `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64)]
     pub queue: Option<String>,
 }
 
 /// `POST /v1/job-batches`: jobs enqueued together, all or none.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub jobs: Vec<EnqueueRequest>,
 }
 
 /// What a batch enqueue did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BatchReport {
     /// Jobs created.
     pub created: u64,
@@ -111,12 +124,27 @@ pub struct BatchReport {
     pub ids: Vec<String>,
 }
 
+/// `delay`: a number of seconds or a duration in text.
+fn delay_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0)),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .build(),
+    )
+}
+
 fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
 /// A deployed module version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModuleView {
     pub kind: String,
     pub version: i32,
@@ -146,14 +174,19 @@ impl From<Module> for ModuleView {
     }
 }
 
+/// The body of `PUT /v1/modules/{kind}`: a component's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/wasm")]
+pub struct ComponentUpload(pub Vec<u8>);
+
 /// `GET /v1/modules`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModuleList {
     pub modules: Vec<ModuleView>,
 }
 
 /// `PUT /v1/config/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
     pub value: String,
@@ -162,7 +195,7 @@ pub struct ConfigRequest {
 }
 
 /// A config entry; a secret's value is never shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConfigView {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,19 +216,29 @@ impl From<ConfigEntry> for ConfigView {
 }
 
 /// `GET /v1/config`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConfigList {
     pub entries: Vec<ConfigView>,
 }
 
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` with a 503.
+    pub status: String,
+    /// `unreachable` when the database does not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
 /// `DELETE /v1/jobs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PruneReport {
     pub deleted: u64,
 }
 
 /// A tenant as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantView {
     pub name: String,
     /// Most of its jobs running at once; absent for no limit.
@@ -218,29 +261,33 @@ impl From<Tenant> for TenantView {
 }
 
 /// `GET /admin/v1/tenants`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<TenantView>,
 }
 
 /// `POST /admin/v1/tenants`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantCreateRequest {
+    /// 1 to 63 of `a-z 0-9 _ -`, starting with a letter or digit.
+    #[schema(min_length = 1, max_length = 63)]
     pub name: String,
+    /// Most of its jobs running at once; absent for no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub max_running: Option<i64>,
 }
 
 /// A new tenant and its first token, shown this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TenantCreated {
     pub tenant: TenantView,
     pub token: TokenCreated,
 }
 
 /// `PATCH /admin/v1/tenants/{name}`: each field present changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantUpdateRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +298,7 @@ pub struct TenantUpdateRequest {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100_000)]
     pub max_running: Option<Option<i64>>,
 }
 
@@ -264,15 +312,17 @@ where
 }
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    /// What the token is for; at most 128 characters.
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub label: String,
 }
 
 /// A token; its secret is shown only when it is created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub label: String,
@@ -290,7 +340,7 @@ impl From<TokenInfo> for TokenView {
 }
 
 /// A token just made: `token` is what to send as `Authorization: Bearer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenCreated {
     pub id: String,
     pub label: String,
@@ -310,7 +360,7 @@ impl From<NewToken> for TokenCreated {
 }
 
 /// `GET /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
