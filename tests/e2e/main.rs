@@ -10,6 +10,7 @@ mod api;
 mod bad_input;
 mod cancel_retry;
 mod capabilities;
+mod chaos;
 mod cli;
 mod concurrency;
 mod database;

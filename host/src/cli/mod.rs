@@ -2,8 +2,10 @@
 //! `worker`, `demo`) and a client of the HTTP API for everything else.
 //! Output is for people by default and JSON with `--json`.
 
+pub mod chaos;
 mod client_commands;
 pub mod demo;
+mod loopback;
 mod output;
 mod server_commands;
 mod tenant_commands;
@@ -62,6 +64,9 @@ pub enum Command {
     Worker(server_commands::WorkerArgs),
     /// Build and deploy the examples, feed them sample data, show the result.
     Demo(demo::DemoArgs),
+    /// Run Spool under faults (its own PostgreSQL, worker processes, kills,
+    /// pauses, database restarts) and check that no job is lost.
+    Chaos(chaos::ChaosArgs),
     /// Deploy a component for a kind.
     Deploy(client_commands::DeployArgs),
     /// List deployed modules.
@@ -132,6 +137,7 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Demo(_) => telemetry::QUIET_FILTER,
+            Command::Chaos(_) => telemetry::SILENT_FILTER,
             _ => telemetry::DEFAULT_FILTER,
         }
     }
@@ -154,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => server_commands::serve(args, cli.admin_token.as_deref()).await,
         Command::Worker(args) => server_commands::worker(args).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Chaos(args) => chaos::chaos(args).await,
         Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
         Command::Modules => client_commands::modules(&client, json).await,
         Command::Enqueue(args) => client_commands::enqueue(&client, json, args).await,
