@@ -191,10 +191,17 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
                 continue;
             };
             match held_seqs.get(&seq) {
-                Some(true) => signal.stop(StopReason::Cancelled),
-                Some(false) => shared
-                    .inflight
-                    .renew(seq, attempt, sent + shared.config.lease),
+                // A cancelled attempt still holds its lease until it has
+                // stopped and written that it was cancelled (it may be
+                // compiling, and see the request only after that).
+                Some(&cancel_requested) => {
+                    shared
+                        .inflight
+                        .renew(seq, attempt, sent + shared.config.lease);
+                    if cancel_requested {
+                        signal.stop(StopReason::Cancelled);
+                    }
+                }
                 None => {
                     tracing::warn!(
                         worker_id = %shared.config.worker_id,
