@@ -30,6 +30,9 @@ pub const DEFAULT_FILTER: &str = "info,sqlx=warn,wasmtime=warn,cranelift=warn";
 /// The filter of commands that show their own progress: problems only,
 /// without sqlx's slow-statement warnings.
 pub const QUIET_FILTER: &str = "warn,sqlx::query=error";
+/// For `spool chaos`, whose faults make the API it runs in-process log
+/// errors on purpose: the harness reports what matters itself.
+pub const SILENT_FILTER: &str = "off";
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

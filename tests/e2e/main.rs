@@ -12,6 +12,7 @@ mod batch;
 mod bench;
 mod cancel_retry;
 mod capabilities;
+mod chaos;
 mod cli;
 mod concurrency;
 mod database;

@@ -475,12 +475,12 @@ fn unfinished(counts: &[JobCount]) -> Vec<(JobState, i64)> {
 }
 
 /// Step lines on stdout and progress bars on stderr, or nothing.
-struct Progress {
-    show: bool,
+pub(super) struct Progress {
+    pub show: bool,
 }
 
 impl Progress {
-    fn step(&self, line: impl Display) {
+    pub fn step(&self, line: impl Display) {
         if self.show {
             println!("{line}");
         }
@@ -488,7 +488,7 @@ impl Progress {
 
     /// A bar counting up to a length set later; drawn only when stderr is
     /// a terminal.
-    fn bar(&self, label: &str) -> anyhow::Result<ProgressBar> {
+    pub fn bar(&self, label: &str) -> anyhow::Result<ProgressBar> {
         if !self.show {
             return Ok(ProgressBar::hidden());
         }

@@ -3,8 +3,10 @@
 //! Output is for people by default and JSON with `--json`.
 
 pub mod bench;
+pub mod chaos;
 mod client_commands;
 pub mod demo;
+mod loopback;
 mod output;
 mod server_commands;
 mod tenant_commands;
@@ -65,6 +67,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure throughput and latency (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Run Spool under faults (its own PostgreSQL, worker processes, kills,
+    /// pauses, database restarts) and check that no job is lost.
+    Chaos(chaos::ChaosArgs),
     /// Deploy a component for a kind.
     Deploy(client_commands::DeployArgs),
     /// List deployed modules.
@@ -135,6 +140,7 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Demo(_) | Command::Bench(_) => telemetry::QUIET_FILTER,
+            Command::Chaos(_) => telemetry::SILENT_FILTER,
             _ => telemetry::DEFAULT_FILTER,
         }
     }
@@ -158,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => server_commands::worker(args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench(args) => bench::bench(args).await,
+        Command::Chaos(args) => chaos::chaos(args).await,
         Command::Deploy(args) => client_commands::deploy(&client, json, args).await,
         Command::Modules => client_commands::modules(&client, json).await,
         Command::Enqueue(args) => client_commands::enqueue(&client, json, args).await,

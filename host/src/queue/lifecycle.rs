@@ -174,8 +174,9 @@ pub struct Heartbeat {
 
 /// Extends the leases of the given attempts to `lease` from now. Returns
 /// the attempts that still hold their lease, and whether each was asked to
-/// stop; an attempt missing from the answer lost its job (rescued or
-/// finished elsewhere) and must stop without writing.
+/// stop; an attempt missing from the answer lost its job (rescued,
+/// finished elsewhere, or its lease ran out and awaits the rescuer) and
+/// must stop without writing.
 pub async fn job_heartbeat(
     db: impl PgExecutor<'_>,
     seqs: &[i64],
@@ -189,7 +190,7 @@ pub async fn job_heartbeat(
         set leased_until = now() + make_interval(secs => $3)
         from unnest($1::bigint[], $2::int[]) as h(seq, attempt)
         where j.seq = any($1) and j.seq = h.seq and j.attempt = h.attempt
-          and j.state = 'running'
+          and j.state = 'running' and j.leased_until > now()
         returning j.seq, j.cancel_requested_at is not null as "cancel_requested!"
         "#,
         seqs,

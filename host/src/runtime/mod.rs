@@ -12,6 +12,7 @@
 
 pub mod bindings;
 mod host;
+mod lease;
 mod limits;
 mod outcome;
 mod state;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
+pub use lease::LeaseClock;
 pub use outcome::{Blame, Outcome, clean_message};
 
 use bindings::{JobInfo, JobPre};
@@ -120,6 +122,9 @@ pub struct Attempt<'a> {
     pub limits: Limits,
     /// The worker's lease, which progress reports renew.
     pub lease: Duration,
+    /// When the lease runs out locally; host calls that write are refused
+    /// after that.
+    pub lease_clock: LeaseClock,
 }
 
 /// The engine, its linker and the component cache. One per process.

@@ -9,12 +9,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::Attempt;
+use super::host::HostFault;
 use super::host::http::HttpPolicy;
 use super::host::jobs::JobCalls;
 use super::host::log::GuestLog;
 use super::limits::Limits;
 use super::stdio::TailPipe;
+use super::{Attempt, LeaseClock};
 
 /// Bytes of stderr kept per attempt, to explain a panic.
 const STDERR_KEPT: usize = 16 << 10;
@@ -37,6 +38,7 @@ pub struct JobContext {
     pub attempt: u32,
     /// The worker's lease, renewed by progress reports.
     pub lease: Duration,
+    pub lease_clock: LeaseClock,
     pub pool: PgPool,
 }
 
@@ -75,6 +77,7 @@ impl State {
             tenant: attempt.tenant.to_string(),
             attempt: attempt.attempt,
             lease: attempt.lease,
+            lease_clock: attempt.lease_clock.clone(),
             pool,
         };
 
@@ -82,7 +85,10 @@ impl State {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            http_policy: HttpPolicy::new(&attempt.limits.allowed_hosts),
+            http_policy: HttpPolicy::new(
+                &attempt.limits.allowed_hosts,
+                attempt.lease_clock.clone(),
+            ),
             limits: Limits::new(attempt.limits.memory_bytes),
             log: GuestLog::default(),
             job,
@@ -90,6 +96,18 @@ impl State {
             secrets: Vec::new(),
             stderr,
         }
+    }
+
+    /// Fails (trapping the guest) once the attempt's lease has run out
+    /// locally: the job may be another attempt's by now, so nothing the
+    /// guest asks to write is written.
+    pub fn check_lease(&self, what: &str) -> wasmtime::Result<()> {
+        if self.job.lease_clock.expired() {
+            return Err(wasmtime::Error::new(HostFault(format!(
+                "{what} refused: the attempt's lease ran out"
+            ))));
+        }
+        Ok(())
     }
 
     /// What the guest wrote to stderr last.

@@ -10,7 +10,7 @@ use super::completer::{Completion, Handover, Sender};
 use super::inflight::{Stop, StopReason};
 use super::{HOST_FAULT_DELAY, Shared};
 use crate::queue::{self, AttemptError, Claimed, FailAction, Finish};
-use crate::runtime::{self, Attempt, Blame, Limits, Outcome};
+use crate::runtime::{self, Attempt, Blame, LeaseClock, Limits, Outcome};
 use crate::telemetry::error_chain;
 
 /// Runs `job`'s attempt and hands its outcome to the completer, with
@@ -32,13 +32,28 @@ pub async fn run(
         max_attempts = job.max_attempts,
     );
     async move {
-        let stop = shared
+        let (stop, lease) = shared
             .inflight
-            .stop_signal(job.seq, job.attempt)
+            .signals(job.seq, job.attempt)
             .expect("the claim registered the attempt");
-        let outcome = execute(&shared, &job, &stop).await;
+        // Polled first, the lease is checked before the guest runs on,
+        // also right after the process wakes from a pause.
+        let outcome = tokio::select! {
+            biased;
+            () = lease.expiry() => None,
+            outcome = execute(&shared, &job, &stop, &lease) => Some(outcome),
+        };
 
-        let completion = decide(&shared, &job, outcome, stop.reason());
+        let completion = match outcome {
+            Some(outcome) if !lease.expired() => decide(&shared, &job, outcome, stop.reason()),
+            _ => {
+                stop.stop(StopReason::LeaseLost);
+                lease_lost(
+                    &job,
+                    "attempt stopped: its lease ran out before it was renewed",
+                )
+            }
+        };
         shared.inflight.end(job.seq, job.attempt);
         if completions
             .send(Handover { completion, slot })
@@ -52,7 +67,7 @@ pub async fn run(
     .await
 }
 
-async fn execute(shared: &Shared, job: &Claimed, stop: &Stop) -> Outcome {
+async fn execute(shared: &Shared, job: &Claimed, stop: &Stop, lease: &LeaseClock) -> Outcome {
     let Some(digest) = &job.digest else {
         return Outcome::Failed {
             action: FailAction::Discard,
@@ -94,8 +109,18 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop) -> Outcome {
         params: &job.params,
         limits,
         lease: shared.config.lease,
+        lease_clock: lease.clone(),
     };
     shared.runtime.run(&prepared, attempt, stop.token()).await
+}
+
+/// An attempt that may no longer hold its job writes nothing.
+fn lease_lost(job: &Claimed, message: &str) -> Completion {
+    tracing::warn!(outcome = "lease_lost", "{message}");
+    Completion::Forget {
+        seq: job.seq,
+        attempt: job.attempt,
+    }
 }
 
 /// Turns an outcome into what the completer writes, and logs it.
@@ -108,11 +133,7 @@ fn decide(
     let (seq, attempt) = (job.seq, job.attempt);
     match (outcome, stopped) {
         (_, Some(StopReason::LeaseLost)) => {
-            tracing::warn!(
-                outcome = "lease_lost",
-                "attempt stopped: its job is no longer ours"
-            );
-            Completion::Forget { seq, attempt }
+            lease_lost(job, "attempt stopped: its job is no longer ours")
         }
         (
             Outcome::Failed {

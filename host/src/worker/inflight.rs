@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::queue;
+use crate::runtime::LeaseClock;
 use crate::telemetry::error_chain;
 
 /// Why a running attempt is being stopped.
@@ -48,6 +50,8 @@ impl Stop {
 struct Entry {
     attempt: i32,
     stop: Stop,
+    /// When the lease runs out by this process's clock.
+    lease: LeaseClock,
     /// The guest has returned and the outcome is on its way to the
     /// completer; nothing is left to stop.
     ended: bool,
@@ -66,23 +70,32 @@ impl InFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn insert(&self, seq: i64, attempt: i32) {
+    /// Registers a claimed attempt whose lease runs out at `lease_until`.
+    pub fn insert(&self, seq: i64, attempt: i32, lease_until: Instant) {
         self.lock().insert(
             seq,
             Entry {
                 attempt,
                 stop: Stop::default(),
+                lease: LeaseClock::new(lease_until),
                 ended: false,
             },
         );
     }
 
-    /// The stop signal of an attempt, if it is held.
-    pub fn stop_signal(&self, seq: i64, attempt: i32) -> Option<Stop> {
+    /// The stop signal and lease clock of an attempt, if it is held.
+    pub fn signals(&self, seq: i64, attempt: i32) -> Option<(Stop, LeaseClock)> {
         self.lock()
             .get(&seq)
             .filter(|e| e.attempt == attempt)
-            .map(|e| e.stop.clone())
+            .map(|e| (e.stop.clone(), e.lease.clone()))
+    }
+
+    /// Moves the local end of an attempt's lease to `until`.
+    fn renew(&self, seq: i64, attempt: i32, until: Instant) {
+        if let Some(entry) = self.lock().get(&seq).filter(|e| e.attempt == attempt) {
+            entry.lease.extend_to(until);
+        }
     }
 
     /// Marks an attempt as ended: its outcome is handed to the completer.
@@ -137,7 +150,9 @@ impl InFlight {
 
 /// Renews the leases of held attempts every third of the lease, until
 /// `stop` is cancelled. An attempt whose job was asked to stop is
-/// cancelled; one whose lease is gone is stopped without writing.
+/// cancelled; one whose lease is gone is stopped without writing. A
+/// renewal moves each held attempt's local lease to the instant it was
+/// sent plus the lease, which is never later than the database's.
 pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.lease / 3;
     loop {
@@ -150,6 +165,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             continue;
         }
 
+        let sent = Instant::now();
         let held =
             match queue::job_heartbeat(&shared.pool, &seqs, &attempts, shared.config.lease).await {
                 Ok(held) => held,
@@ -175,8 +191,17 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
                 continue;
             };
             match held_seqs.get(&seq) {
-                Some(true) => signal.stop(StopReason::Cancelled),
-                Some(false) => {}
+                // A cancelled attempt still holds its lease until it has
+                // stopped and written that it was cancelled (it may be
+                // compiling, and see the request only after that).
+                Some(&cancel_requested) => {
+                    shared
+                        .inflight
+                        .renew(seq, attempt, sent + shared.config.lease);
+                    if cancel_requested {
+                        signal.stop(StopReason::Cancelled);
+                    }
+                }
                 None => {
                     tracing::warn!(
                         worker_id = %shared.config.worker_id,
@@ -193,21 +218,36 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn ended_attempts_are_held_but_not_stopped() {
         let inflight = InFlight::default();
-        inflight.insert(7, 1);
+        inflight.insert(7, 1, Instant::now());
         assert!(inflight.running_stop_signal(7, 1).is_some());
         assert!(inflight.running_stop_signal(7, 2).is_none());
 
         inflight.end(7, 1);
 
         assert!(inflight.running_stop_signal(7, 1).is_none());
-        assert!(inflight.stop_signal(7, 1).is_some());
+        assert!(inflight.signals(7, 1).is_some());
         assert_eq!(inflight.snapshot(), (vec![7], vec![1]));
         inflight.remove(7, 1);
         assert_eq!(inflight.snapshot(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn renewals_move_the_local_lease_of_the_same_attempt_only() {
+        let inflight = InFlight::default();
+        let start = Instant::now();
+        inflight.insert(7, 2, start);
+        let (_, lease) = inflight.signals(7, 2).unwrap();
+
+        inflight.renew(7, 1, start + Duration::from_secs(5));
+        assert_eq!(lease.until(), start);
+        inflight.renew(7, 2, start + Duration::from_secs(5));
+        assert_eq!(lease.until(), start + Duration::from_secs(5));
     }
 }

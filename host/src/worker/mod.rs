@@ -252,6 +252,8 @@ async fn claim(
     limit: usize,
 ) -> Result<Vec<queue::Claimed>, queue::Error> {
     let cursor = shared.cursor(queue);
+    // The claim's lease starts no sooner than the statement is sent.
+    let lease_until = std::time::Instant::now() + shared.config.lease;
     let jobs = queue::job_claim(
         &shared.pool,
         queue,
@@ -268,7 +270,7 @@ async fn claim(
         tracing::debug!(worker_id = %shared.config.worker_id, queue, claimed = jobs.len(), "claimed jobs");
     }
     for job in &jobs {
-        shared.inflight.insert(job.seq, job.attempt);
+        shared.inflight.insert(job.seq, job.attempt, lease_until);
     }
     Ok(jobs)
 }

@@ -8,18 +8,15 @@
 //! job id): it keeps the first message per key and counts the repeats.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+
+use crate::cli::loopback::Loopback;
 
 /// The path messages are posted to.
 const PATH: &str = "/messages";
@@ -43,50 +40,29 @@ pub struct Inbox {
 
 /// A running sink; [`MailSink::stop`] ends it.
 pub struct MailSink {
-    addr: SocketAddr,
+    server: Loopback,
     inbox: Arc<Mutex<Inbox>>,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
 }
 
 impl MailSink {
     /// Listens on a free loopback port.
     pub async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("listen for the mail sink")?;
-        let addr = listener.local_addr().context("mail sink address")?;
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let app = Router::new()
             .route(PATH, post(receive))
             .with_state(inbox.clone());
-
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "mail sink failed");
-            }
-        });
-        Ok(Self {
-            addr,
-            inbox,
-            shutdown,
-            task,
-        })
+        let server = Loopback::serve(app, "mail sink").await?;
+        Ok(Self { server, inbox })
     }
 
     /// `127.0.0.1:<port>`: what a module's allow-list needs to reach it.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.host()
     }
 
     /// Where jobs post messages: the tenant's `mail_url`.
     pub fn url(&self) -> String {
-        format!("http://{}{PATH}", self.addr)
+        format!("http://{}{PATH}", self.server.addr)
     }
 
     /// A copy of what has arrived so far.
@@ -99,10 +75,7 @@ impl MailSink {
 
     /// Stops listening and waits for the server to end.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "mail sink task failed");
-        }
+        self.server.stop().await;
     }
 }
 

@@ -74,6 +74,7 @@ impl Host for State {
         params: String,
         options: EnqueueOptions,
     ) -> wasmtime::Result<Result<Enqueued, EnqueueError>> {
+        self.check_lease("enqueue")?;
         if self.job_calls.enqueued >= MAX_ENQUEUES {
             return Ok(Err(EnqueueError::LimitReached(format!(
                 "an attempt may enqueue at most {MAX_ENQUEUES} jobs"
@@ -107,6 +108,7 @@ impl Host for State {
     }
 
     async fn progress(&mut self, percent: u8, message: String) -> wasmtime::Result<()> {
+        self.check_lease("progress")?;
         let now = Instant::now();
         if self
             .job_calls
@@ -123,7 +125,7 @@ impl Host for State {
             .map(|c| if c == '\0' { '\u{fffd}' } else { c })
             .collect();
         let percent = i16::from(percent.min(100));
-        queue::job_progress(
+        let held = queue::job_progress(
             &self.job.pool,
             self.job.seq,
             self.job.attempt as i32,
@@ -133,6 +135,11 @@ impl Host for State {
         )
         .await
         .map_err(|e| fault("record progress", &e))?;
+        if held {
+            // The renewal was sent at `now`: the database's lease ends no
+            // sooner than `now + lease`.
+            self.job.lease_clock.extend_to(now + self.job.lease);
+        }
         Ok(())
     }
 }

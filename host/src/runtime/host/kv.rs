@@ -40,6 +40,7 @@ impl Host for State {
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), KvError>> {
+        self.check_lease("kv set")?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
@@ -55,6 +56,7 @@ impl Host for State {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<bool> {
+        self.check_lease("kv delete")?;
         if check_key(&key).is_err() {
             return Ok(false);
         }
@@ -68,6 +70,7 @@ impl Host for State {
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, KvError>> {
+        self.check_lease("kv increment")?;
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }

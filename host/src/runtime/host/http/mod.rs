@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::runtime::LeaseClock;
+
 pub use send::ResponseFuture;
 
 /// Requests one attempt may send.
@@ -38,6 +40,8 @@ const MAX_DENIALS_KEPT: usize = 20;
 #[derive(Debug)]
 pub struct HttpPolicy {
     grants: Vec<Grant>,
+    /// No request is sent once the attempt's lease has run out.
+    lease: LeaseClock,
     sent: u32,
     denials: Denials,
 }
@@ -74,13 +78,14 @@ impl Grant {
 }
 
 impl HttpPolicy {
-    pub fn new(allowed_hosts: &[String]) -> Self {
+    pub fn new(allowed_hosts: &[String], lease: LeaseClock) -> Self {
         let grants = allowed_hosts
             .iter()
             .filter_map(|g| parse_grant(g))
             .collect();
         Self {
             grants,
+            lease,
             sent: 0,
             denials: Denials::default(),
         }
@@ -125,6 +130,12 @@ impl WasiHttpHooks for HttpPolicy {
         let port = uri.port_u16().unwrap_or(default_port);
         let target = format!("{host}:{port}");
 
+        if self.lease.expired() {
+            return self.deny(
+                HttpError::HttpRequestDenied,
+                format!("warn: outbound request to {target} denied: the attempt's lease ran out"),
+            );
+        }
         let Some(grant) = self.grant(&host, port, default_port).cloned() else {
             return self.deny(
                 HttpError::HttpRequestDenied,
@@ -227,10 +238,16 @@ fn parse_grant(grant: &str) -> Option<Grant> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn policy(grants: &[&str]) -> HttpPolicy {
-        HttpPolicy::new(&grants.iter().map(|g| g.to_string()).collect::<Vec<_>>())
+        let lease = LeaseClock::new(Instant::now() + Duration::from_secs(3600));
+        HttpPolicy::new(
+            &grants.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+            lease,
+        )
     }
 
     #[test]

@@ -1,0 +1,801 @@
+//! `spool chaos`: the fault harness. It starts a PostgreSQL server of its
+//! own, several `spool worker` processes and one API server on loopback,
+//! feeds them a mix of jobs of the `chaos` guest (which reports every
+//! start and end of every attempt to a ledger in this process), injects
+//! faults on a schedule, waits until nothing is left to run and checks
+//! Spool's promises against the ledger. [`run_chaos`] is what the tests
+//! call.
+//!
+//! Faults, repeated every cycle of at most a minute: SIGKILL of a worker
+//! (twice), SIGSTOP of a worker for longer than the lease then SIGCONT, a
+//! burst of slow jobs that takes every attempt slot, `pg_terminate_backend`
+//! of every connection (LISTEN included), `pg_ctl restart -m immediate`
+//! (twice), SIGTERM of a worker while it runs jobs; and, all along, cancel
+//! and retry requests racing the jobs.
+
+mod check;
+mod ledger;
+mod postgres;
+mod workers;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use nix::sys::signal::Signal;
+use rand::Rng;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use check::{Check, Verdict};
+
+use self::check::{Collected, Drain, Expect, Restart};
+use self::ledger::Ledger;
+use self::postgres::PrivatePostgres;
+use self::workers::WorkerProcess;
+use super::demo::Progress;
+use super::parse_duration;
+use crate::api::types::{EnqueueRequest, JobView};
+use crate::client::{Client, DeployOptions, ListOptions};
+use crate::database::Target;
+use crate::guests;
+use crate::maintenance::MaintenanceConfig;
+use crate::queue::{self, RetryPolicy};
+use crate::runtime::RuntimeConfig;
+use crate::server::{Server, ServerConfig};
+
+/// The kind the guest is deployed as.
+const KIND: &str = "chaos";
+const TENANT: &str = "chaos";
+/// Attempts a job may have: room for its planned failures and rescues.
+const MAX_ATTEMPTS: u32 = 10;
+/// Longest fault cycle; longer runs repeat it.
+const CYCLE: Duration = Duration::from_secs(60);
+/// How often a latency probe is enqueued.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// How long jobs are fed and faults injected.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Jobs to enqueue over the run.
+    #[arg(long, default_value_t = 3000)]
+    pub jobs: usize,
+    /// `spool worker` processes.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Attempts each worker runs at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The workers' lease (short, so that rescues happen within the run).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// Write the table of results, as Markdown, to this file too.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// How [`run_chaos`] runs.
+#[derive(Debug, Clone)]
+pub struct ChaosOptions {
+    /// The `spool` binary the workers run.
+    pub spool: PathBuf,
+    pub duration: Duration,
+    pub jobs: usize,
+    pub workers: usize,
+    pub concurrency: usize,
+    /// Database connections per worker: few, so that slow jobs and
+    /// reconnections press on the pool.
+    pub max_connections: u32,
+    pub lease: Duration,
+    pub rescue_interval: Duration,
+    pub drain_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Print each fault and draw progress bars.
+    pub show_progress: bool,
+}
+
+impl ChaosOptions {
+    /// A run of `duration` feeding `jobs` jobs to `workers` workers, with
+    /// a 3 s lease, run by the `spool` binary at `spool`.
+    pub fn new(spool: PathBuf, duration: Duration, jobs: usize, workers: usize) -> Self {
+        Self {
+            spool,
+            duration,
+            jobs,
+            workers,
+            concurrency: 8,
+            max_connections: 6,
+            lease: Duration::from_secs(3),
+            rescue_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(4),
+            retry: RetryPolicy {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(4),
+            },
+            show_progress: false,
+        }
+    }
+}
+
+/// The outcome of a run: the checks and figures.
+#[derive(Debug, Clone)]
+pub struct ChaosReport {
+    pub options_line: String,
+    pub verdict: Verdict,
+    pub faults: Vec<String>,
+}
+
+impl ChaosReport {
+    /// The report as Markdown: the run's settings, the faults, the tables.
+    pub fn markdown(&self) -> String {
+        format!(
+            "{}\n\nFaults injected: {}.\n\n{}\n\n{}\n",
+            self.options_line,
+            self.faults.join("; "),
+            self.verdict.table(),
+            self.verdict.figures_table()
+        )
+    }
+}
+
+/// `spool chaos`.
+pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    let spool = std::env::current_exe().context("find the spool binary")?;
+    let mut options = ChaosOptions::new(spool, args.duration, args.jobs, args.workers);
+    options.concurrency = args.concurrency;
+    options.lease = args.lease;
+    options.show_progress = true;
+    let report = run_chaos(&options).await?;
+    let markdown = report.markdown();
+    println!("\n{markdown}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &markdown).with_context(|| format!("write {}", path.display()))?;
+    }
+    if !report.verdict.passed() {
+        bail!(
+            "invariants broken:\n  {}",
+            report.verdict.failures().join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs the harness and checks the invariants. Fails only when the
+/// harness itself cannot run; broken invariants are in the report.
+pub async fn run_chaos(options: &ChaosOptions) -> anyhow::Result<ChaosReport> {
+    let progress = Progress {
+        show: options.show_progress,
+    };
+    progress.step("building the chaos guest");
+    let components =
+        tokio::task::spawn_blocking(|| guests::build(&guests::workspace_root(), &["chaos"], false))
+            .await
+            .context("build the chaos guest")??;
+    let component = std::fs::read(guests::component_path(&components, "chaos"))
+        .context("read the chaos guest")?;
+
+    let postgres = PrivatePostgres::start()
+        .await
+        .context("start a private PostgreSQL")?;
+    progress.step(format!(
+        "private PostgreSQL in {}",
+        postgres.dir().display()
+    ));
+    let result = run_with(options, &postgres, component, &progress).await;
+    let stopped = postgres.stop().await;
+    let report = result?;
+    stopped.context("stop the private PostgreSQL")?;
+    Ok(report)
+}
+
+async fn run_with(
+    options: &ChaosOptions,
+    postgres: &PrivatePostgres,
+    component: Vec<u8>,
+    progress: &Progress,
+) -> anyhow::Result<ChaosReport> {
+    let pool = Target::from_options(postgres.options())
+        .open(8)
+        .await
+        .context("migrate the private database")?;
+    let token = {
+        let mut conn = pool.acquire().await?;
+        queue::tenant_create(&mut conn, TENANT, None).await?.1.token
+    };
+    let ledger = Ledger::start().await?;
+    let server = Server::start(pool.clone(), api_config(options))
+        .await
+        .context("start the API")?;
+    let client = Client::new(&server.url().context("the API runs")?).with_token(token);
+    let deploy = DeployOptions {
+        max_attempts: Some(MAX_ATTEMPTS),
+        allowed_hosts: vec![ledger.host()],
+        ..DeployOptions::default()
+    };
+    client
+        .module_deploy(KIND, component, &deploy)
+        .await
+        .context("deploy the chaos guest")?;
+
+    let chaos = Chaos {
+        options,
+        postgres,
+        pool: pool.clone(),
+        client,
+        ledger,
+        workers: tokio::sync::Mutex::new(Vec::new()),
+        retired: Mutex::new(Vec::new()),
+        next_worker: Mutex::new(0),
+        record: Mutex::new(Record::default()),
+        progress,
+    };
+    let result = chaos.run().await;
+    chaos.stop_workers().await;
+    server.stop().await;
+    chaos.ledger.stop().await;
+    pool.close().await;
+    result
+}
+
+/// The in-process API: maintenance like the workers', no worker.
+fn api_config(options: &ChaosOptions) -> ServerConfig {
+    ServerConfig {
+        listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        worker: None,
+        maintenance: MaintenanceConfig {
+            rescuer_interval: options.rescue_interval,
+            retry: options.retry,
+            ..MaintenanceConfig::default()
+        },
+        runtime: RuntimeConfig {
+            max_instances: 4,
+            ..RuntimeConfig::default()
+        },
+        admin_token: None,
+    }
+}
+
+/// What the run records as it goes.
+#[derive(Default)]
+struct Record {
+    expected: BTreeMap<String, Expect>,
+    /// Plan jobs enqueued so far, for the racers to pick from.
+    enqueued: Vec<String>,
+    raced: HashSet<String>,
+    retried: HashSet<String>,
+    probes: Vec<(String, DateTime<Utc>)>,
+    first_fault: Option<DateTime<Utc>>,
+    faults: Vec<String>,
+    restarts: Vec<(DateTime<Utc>, Vec<usize>)>,
+    drains: Vec<Drain>,
+    terminations: Vec<(usize, bool)>,
+}
+
+/// The faults of one cycle, at fractions of it.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Kill,
+    Stop,
+    SlowBurst,
+    TerminateConnections,
+    RestartDatabase,
+    Drain,
+}
+
+const SCHEDULE: [(f64, Fault); 8] = [
+    (0.08, Fault::Kill),
+    (0.18, Fault::Stop),
+    (0.30, Fault::SlowBurst),
+    (0.40, Fault::TerminateConnections),
+    (0.52, Fault::RestartDatabase),
+    (0.64, Fault::Drain),
+    (0.76, Fault::Kill),
+    (0.88, Fault::RestartDatabase),
+];
+
+struct Chaos<'a> {
+    options: &'a ChaosOptions,
+    postgres: &'a PrivatePostgres,
+    pool: PgPool,
+    client: Client,
+    ledger: Ledger,
+    workers: tokio::sync::Mutex<Vec<WorkerProcess>>,
+    /// Workers that were killed or drained, for their logs.
+    retired: Mutex<Vec<WorkerProcess>>,
+    next_worker: Mutex<usize>,
+    record: Mutex<Record>,
+    progress: &'a Progress,
+}
+
+impl Chaos<'_> {
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn run(&self) -> anyhow::Result<ChaosReport> {
+        for _ in 0..self.options.workers {
+            self.start_worker().await?;
+        }
+        self.progress.step(format!(
+            "{} workers, API {}, ledger {}",
+            self.options.workers,
+            self.client.base(),
+            self.ledger.url()
+        ));
+
+        let started = Instant::now();
+        let feeding = CancellationToken::new();
+        let bar = self.progress.bar("seconds")?;
+        bar.set_length(self.options.duration.as_secs());
+        let ticker = async {
+            while !feeding.is_cancelled() {
+                bar.set_position(started.elapsed().as_secs());
+                bar.set_message(self.record().faults.last().cloned().unwrap_or_default());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        };
+        let (fed, faults, ..) = tokio::join!(
+            self.feed(&feeding),
+            async {
+                let result = self.inject_faults().await;
+                tokio::time::sleep(self.options.duration.saturating_sub(started.elapsed())).await;
+                feeding.cancel();
+                result
+            },
+            self.probe(&feeding),
+            self.race(&feeding),
+            ticker,
+        );
+        bar.finish_and_clear();
+        fed?;
+        faults?;
+
+        let settle = self.options.lease * 4
+            + self.options.retry.cap * MAX_ATTEMPTS
+            + Duration::from_secs(30);
+        let quiescent = self.settle(settle).await?;
+        let elapsed = started.elapsed();
+        self.stop_workers().await;
+        let collected = self.collect(quiescent).await?;
+        let mut verdict = check::verdict(&collected);
+        let completed = collected
+            .jobs
+            .iter()
+            .filter(|j| j.state == queue::JobState::Completed)
+            .count();
+        verdict.figures.push((
+            "completed per second of the run",
+            format!(
+                "{:.0} jobs/s over {:.0}s (at most the feed rate)",
+                completed as f64 / elapsed.as_secs_f64(),
+                elapsed.as_secs_f64()
+            ),
+        ));
+        let o = self.options;
+        Ok(ChaosReport {
+            options_line: format!(
+                "`spool chaos --duration {}s --jobs {} --workers {} --concurrency {} --lease {}s`: \
+                 {} jobs fed over {}s, quiescent {:.0}s after start",
+                o.duration.as_secs(),
+                o.jobs,
+                o.workers,
+                o.concurrency,
+                o.lease.as_secs(),
+                collected.expected.len(),
+                o.duration.as_secs(),
+                elapsed.as_secs_f64()
+            ),
+            verdict,
+            faults: self.record().faults.clone(),
+        })
+    }
+
+    async fn start_worker(&self) -> anyhow::Result<usize> {
+        let number = {
+            let mut next = self
+                .next_worker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            *next
+        };
+        let worker = WorkerProcess::start(
+            self.options,
+            &self.postgres.url(),
+            self.postgres.dir(),
+            number,
+        )
+        .await?;
+        self.workers.lock().await.push(worker);
+        Ok(number)
+    }
+
+    /// Takes a running worker out of the pool, for a fault.
+    async fn take_worker(&self) -> Option<WorkerProcess> {
+        let mut workers = self.workers.lock().await;
+        (!workers.is_empty()).then(|| workers.remove(0))
+    }
+
+    fn retire(&self, worker: WorkerProcess) {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(worker);
+    }
+
+    fn fault(&self, line: String) {
+        self.progress.step(&line);
+        let mut record = self.record();
+        record.first_fault.get_or_insert_with(Utc::now);
+        record.faults.push(line);
+    }
+
+    /// Enqueues the planned jobs evenly over the first 80% of the run.
+    async fn feed(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let span = self.options.duration.mul_f64(0.8);
+        let started = Instant::now();
+        for n in 0..self.options.jobs {
+            if stop.is_cancelled() {
+                break;
+            }
+            let due = span.mul_f64(n as f64 / self.options.jobs as f64);
+            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+            let id = format!("job-{n:06}");
+            let (params, expect) = self.plan(n);
+            self.enqueue(&id, params, 5, expect).await?;
+            self.record().enqueued.push(id);
+        }
+        Ok(())
+    }
+
+    /// Job `n`'s params: mostly quick, some slow, some failing.
+    fn plan(&self, n: usize) -> (Value, Expect) {
+        let ledger = self.ledger.url();
+        let lease_ms = self.options.lease.as_millis() as u64;
+        match n % 20 {
+            0..=11 => (
+                json!({"ledger": ledger, "sleep_ms": (n * 7) % 50}),
+                Expect::Complete,
+            ),
+            12..=14 => (
+                json!({"ledger": ledger, "sleep_ms": 200 + (n * 37) % 800}),
+                Expect::Complete,
+            ),
+            15 | 16 => {
+                let failures = 1 + (n / 20 % 2) as u32;
+                let attempts: Vec<u32> = (1..=failures).collect();
+                (
+                    json!({"ledger": ledger, "sleep_ms": 20, "fail_attempts": attempts}),
+                    Expect::Complete,
+                )
+            }
+            17 => (
+                json!({"ledger": ledger, "sleep_ms": 20,
+                       "fail_attempts": (1..=MAX_ATTEMPTS).collect::<Vec<_>>(),
+                       "fail": "discard"}),
+                Expect::Discard,
+            ),
+            _ => (
+                json!({"ledger": ledger, "sleep_ms": lease_ms * 3 / 2}),
+                Expect::Complete,
+            ),
+        }
+    }
+
+    /// Enqueues one job, retrying while the API or the database is down
+    /// (the `job_id` makes a repeat harmless). Returns when it was taken.
+    async fn enqueue(
+        &self,
+        id: &str,
+        params: Value,
+        priority: i64,
+        expect: Expect,
+    ) -> anyhow::Result<DateTime<Utc>> {
+        let request = EnqueueRequest {
+            kind: KIND.into(),
+            params,
+            job_id: Some(id.into()),
+            priority: Some(priority),
+            ..EnqueueRequest::default()
+        };
+        self.record().expected.insert(id.to_string(), expect);
+        let mut failures = 0;
+        loop {
+            match self.client.job_enqueue(&request).await {
+                Ok(_) => return Ok(Utc::now()),
+                Err(crate::client::Error::Api { status, body }) if status < 500 => {
+                    bail!("enqueue {id}: {} ({status})", body.message)
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures > 300 {
+                        return Err(e).with_context(|| format!("enqueue {id}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Enqueues a quick job at the top priority every [`PROBE_INTERVAL`]:
+    /// its latency shows how the queue responds.
+    async fn probe(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let mut n = 0;
+        while !stop.is_cancelled() {
+            let id = format!("latency-{n:05}");
+            n += 1;
+            let params = json!({"ledger": self.ledger.url()});
+            let at = self.enqueue(&id, params, 0, Expect::Complete).await?;
+            self.record().probes.push((id, at));
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
+        Ok(())
+    }
+
+    /// Sends cancel and retry requests for random jobs already enqueued,
+    /// about one for every 40 jobs fed.
+    async fn race(&self, stop: &CancellationToken) -> anyhow::Result<()> {
+        let interval = self
+            .options
+            .duration
+            .mul_f64(40.0 / self.options.jobs.max(40) as f64);
+        while !stop.is_cancelled() {
+            tokio::time::sleep(interval).await;
+            let (id, cancel) = {
+                let record = self.record();
+                if record.enqueued.is_empty() {
+                    continue;
+                }
+                let mut rng = rand::rng();
+                let id = record.enqueued[rng.random_range(0..record.enqueued.len())].clone();
+                (id, rng.random_bool(0.6))
+            };
+            {
+                let mut record = self.record();
+                record.raced.insert(id.clone());
+                if !cancel {
+                    record.retried.insert(id.clone());
+                }
+            }
+            // Refusals (a finished job cannot be cancelled, a running one
+            // not retried) and outages are part of the race.
+            let _ = if cancel {
+                self.client.job_cancel(&id).await
+            } else {
+                self.client.job_retry(&id).await
+            };
+        }
+        Ok(())
+    }
+
+    /// Runs the fault schedule, cycle after cycle, until the run's time
+    /// is up.
+    async fn inject_faults(&self) -> anyhow::Result<()> {
+        let cycle = self.options.duration.min(CYCLE);
+        let cycles = (self.options.duration.as_secs_f64() / cycle.as_secs_f64()).floor() as u32;
+        let started = Instant::now();
+        for n in 0..cycles.max(1) {
+            for (at, fault) in SCHEDULE {
+                let due = cycle * n + cycle.mul_f64(at);
+                tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+                self.inject(fault).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn inject(&self, fault: Fault) -> anyhow::Result<()> {
+        let o = self.options;
+        match fault {
+            Fault::Kill => {
+                let Some(mut worker) = self.take_worker().await else {
+                    return Ok(());
+                };
+                worker.kill().await?;
+                let new = self.start_worker().await?;
+                self.fault(format!(
+                    "SIGKILL worker {}; started worker {new}",
+                    worker.number
+                ));
+                self.retire(worker);
+            }
+            Fault::Stop => {
+                let workers = self.workers.lock().await;
+                let Some(worker) = workers.first() else {
+                    return Ok(());
+                };
+                let hold = o.lease * 3 + o.rescue_interval;
+                worker.signal(Signal::SIGSTOP)?;
+                self.fault(format!(
+                    "SIGSTOP worker {} for {:.1}s",
+                    worker.number,
+                    hold.as_secs_f64()
+                ));
+                tokio::time::sleep(hold).await;
+                worker.signal(Signal::SIGCONT)?;
+            }
+            Fault::SlowBurst => {
+                let slots = o.workers * o.concurrency;
+                let sleep_ms = o.lease.as_millis() as u64 * 2;
+                let base = self.record().expected.len();
+                for n in 0..slots {
+                    let params = json!({"ledger": self.ledger.url(), "sleep_ms": sleep_ms});
+                    let id = format!("slow-{:06}", base + n);
+                    self.enqueue(&id, params, 0, Expect::Complete).await?;
+                }
+                self.fault(format!(
+                    "{slots} jobs of {:.1}s take every slot",
+                    sleep_ms as f64 / 1000.0
+                ));
+            }
+            Fault::TerminateConnections => {
+                let (count, listen) = self.terminate_connections().await?;
+                self.record().terminations.push((count, listen));
+                self.fault(format!(
+                    "pg_terminate_backend on {count} connections{}",
+                    if listen { ", LISTEN among them" } else { "" }
+                ));
+            }
+            Fault::RestartDatabase => {
+                let alive: Vec<usize> =
+                    self.workers.lock().await.iter().map(|w| w.number).collect();
+                self.postgres.restart_immediate().await?;
+                let at = Utc::now();
+                self.record().restarts.push((at, alive));
+                self.fault("pg_ctl restart -m immediate".into());
+            }
+            Fault::Drain => {
+                let Some(mut worker) = self.take_worker().await else {
+                    return Ok(());
+                };
+                let started = Instant::now();
+                worker.signal(Signal::SIGTERM)?;
+                let clean_exit = worker.wait().await?;
+                let took = started.elapsed();
+                let new = self.start_worker().await?;
+                self.fault(format!(
+                    "SIGTERM worker {}: drained in {:.1}s; started worker {new}",
+                    worker.number,
+                    took.as_secs_f64()
+                ));
+                self.record().drains.push(Drain {
+                    worker: worker.number,
+                    took,
+                    clean_exit,
+                });
+                self.retire(worker);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every other connection to the database; returns how many, and
+    /// whether a LISTEN connection was among them.
+    async fn terminate_connections(&self) -> anyhow::Result<(usize, bool)> {
+        let ended = sqlx::query!(
+            r#"
+            select pg_terminate_backend(pid) as "ended!",
+                   query ilike 'listen%' as "listen!"
+            from pg_stat_activity
+            where pid <> pg_backend_pid() and datname = current_database()
+            "#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("terminate connections")?;
+        let count = ended.iter().filter(|r| r.ended).count();
+        let listen = ended.iter().any(|r| r.ended && r.listen);
+        Ok((count, listen))
+    }
+
+    /// Waits until no job is left to run, or `timeout`; returns whether
+    /// the queue became quiescent.
+    async fn settle(&self, timeout: Duration) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        let total = self.record().expected.len() as u64;
+        let bar = self.progress.bar("jobs finished")?;
+        bar.set_length(total);
+        loop {
+            let counts = match queue::job_counts(&self.pool, Some(TENANT)).await {
+                Ok(counts) => counts,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let unfinished: i64 = counts
+                .iter()
+                .filter(|c| !c.state().is_finished())
+                .map(|c| c.count)
+                .sum();
+            bar.set_position(total.saturating_sub(unfinished.unsigned_abs()));
+            if unfinished == 0 {
+                bar.finish_and_clear();
+                self.progress.step(format!(
+                    "quiescent {:.1}s after the run",
+                    started.elapsed().as_secs_f64()
+                ));
+                return Ok(true);
+            }
+            if started.elapsed() > timeout {
+                bar.abandon();
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the running workers with SIGTERM and waits for them.
+    async fn stop_workers(&self) {
+        let workers: Vec<WorkerProcess> = self.workers.lock().await.drain(..).collect();
+        for worker in &workers {
+            let _ = worker.signal(Signal::SIGTERM);
+        }
+        for mut worker in workers {
+            let _ = worker.wait().await;
+            self.retire(worker);
+        }
+    }
+
+    async fn collect(&self, quiescent: bool) -> anyhow::Result<Collected> {
+        let jobs = self.all_jobs().await?;
+        let retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let last_outcome: BTreeMap<usize, Option<DateTime<Utc>>> = retired
+            .iter()
+            .map(|w| (w.number, w.last_outcome_at()))
+            .collect();
+        let record = self.record();
+        let restarts = record
+            .restarts
+            .iter()
+            .map(|(at, alive)| Restart {
+                at: *at,
+                workers: alive
+                    .iter()
+                    .map(|n| (*n, last_outcome.get(n).copied().flatten() > Some(*at)))
+                    .collect(),
+            })
+            .collect();
+        Ok(Collected {
+            jobs,
+            expected: record.expected.clone(),
+            ledger: self.ledger.entries(),
+            raced: record.raced.clone(),
+            retried: record.retried.clone(),
+            probes: record.probes.clone(),
+            first_fault: record.first_fault,
+            restarts,
+            drains: record.drains.clone(),
+            terminations: record.terminations.clone(),
+            lease: self.options.lease,
+            drain_timeout: self.options.drain_timeout,
+            retry: self.options.retry,
+            quiescent,
+        })
+    }
+
+    /// Every job, read through the API.
+    async fn all_jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        let mut jobs = Vec::new();
+        let mut options = ListOptions {
+            limit: Some(500),
+            ..ListOptions::default()
+        };
+        loop {
+            let page = self.client.job_list(&options).await.context("list jobs")?;
+            jobs.extend(page.jobs);
+            match page.next_cursor {
+                Some(cursor) => options.cursor = Some(cursor),
+                None => return Ok(jobs),
+            }
+        }
+    }
+}
