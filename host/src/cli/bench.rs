@@ -34,7 +34,7 @@ use crate::database::{self, Target};
 use crate::guests;
 use crate::maintenance::MaintenanceConfig;
 use crate::queue::{self, JobState, NewJob};
-use crate::runtime::{Attempt, Limits, Outcome, Runtime, RuntimeConfig};
+use crate::runtime::{Attempt, LeaseClock, Limits, Outcome, Runtime, RuntimeConfig};
 use crate::server::{Server, ServerConfig};
 use crate::worker::WorkerConfig;
 
@@ -501,6 +501,7 @@ impl Bench {
                     allowed_hosts: Vec::new(),
                 },
                 lease: Duration::from_secs(30),
+                lease_clock: LeaseClock::new(Instant::now() + Duration::from_secs(3600)),
             };
             let cpu = cpu_time()?;
             let started = Instant::now();
