@@ -132,6 +132,14 @@ async fn run_at_must_be_a_timestamp_with_an_offset() {
             "is not an RFC 3339 timestamp",
         ),
         (json!(1_800_000_000), "invalid type"),
+        (
+            json!("0000-01-01T00:00:00+23:59"),
+            "outside the years 0001 to 9999",
+        ),
+        (
+            json!("9999-12-31T23:59:59-23:59"),
+            "outside the years 0001 to 9999",
+        ),
     ];
 
     let mut answers = Vec::new();

@@ -82,6 +82,7 @@ async fn a_bad_job_refuses_the_whole_batch_naming_it() {
     let empty = send(json!({"jobs": []})).await;
     let priority = send(json!({"jobs": [good, {"kind": "probe", "priority": 12}]})).await;
     let unknown_field = send(json!({"jobs": [{"kind": "probe", "colour": "red"}]})).await;
+    let far = send(json!({"jobs": [{"kind": "probe", "run_at": "0000-01-01T00:00:00Z"}]})).await;
 
     assert_eq!(naive.0, 400, "{}", naive.1);
     assert_eq!(naive.1["field"], "jobs[2].run_at", "{}", naive.1);
@@ -99,6 +100,8 @@ async fn a_bad_job_refuses_the_whole_batch_naming_it() {
     assert_eq!(empty.1["field"], "jobs", "{}", empty.1);
     assert_eq!(priority.1["field"], "jobs[1].priority", "{}", priority.1);
     assert_eq!(unknown_field.0, 400, "{}", unknown_field.1);
+    assert_eq!(far.0, 400, "{}", far.1);
+    assert_eq!(far.1["field"], "jobs[0].run_at", "{}", far.1);
     assert_eq!(
         spool.db.job_count().await,
         0,

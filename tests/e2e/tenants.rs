@@ -394,29 +394,65 @@ async fn a_tenants_limit_caps_its_running_jobs_across_the_worker() {
     flood(&spool, "capped", 12, 100).await;
     flood(&spool, "default", 12, 100).await;
 
-    spool.db.wait_for_jobs(JobState::Completed, 24).await;
-
-    // The most jobs of one tenant running at any claim of one of them.
-    let most_running = |tenant: &'static str| {
-        let pool = spool.db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "select max(n) from ( \
-                   select count(*) as n from spool.jobs a join spool.jobs b \
-                     on b.tenant = a.tenant and b.attempted_at <= a.attempted_at \
-                    and b.finalized_at > a.attempted_at \
-                   where a.tenant = $1 group by a.seq) per_claim",
-            )
-            .bind(tenant)
-            .fetch_one(&pool)
-            .await
-            .expect("overlaps")
+    // Sample each tenant's running jobs until all are done. Each sample is
+    // one snapshot, as a claim sees it (timestamps would not do: a claim's
+    // now() is taken before its snapshot).
+    let mut most = (0, 0);
+    loop {
+        let (capped, uncapped, done): (i64, i64, i64) = sqlx::query_as(
+            "select count(*) filter (where tenant = 'capped' and state = 'running'), \
+                    count(*) filter (where tenant = 'default' and state = 'running'), \
+                    count(*) filter (where state = 'completed') \
+             from spool.jobs",
+        )
+        .fetch_one(&spool.db.pool)
+        .await
+        .expect("sample");
+        most = (most.0.max(capped), most.1.max(uncapped));
+        if done == 24 {
+            break;
         }
-    };
-    assert_eq!(most_running("capped").await, 2);
-    assert!(
-        most_running("default").await > 2,
-        "the uncapped tenant used more of the worker"
-    );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    assert_eq!(most.0, 2, "the capped tenant ran {} at once", most.0);
+    assert!(most.1 > 2, "the uncapped tenant used more of the worker");
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_disabled_tenants_with_ready_jobs_starve_no_one() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    // 300 disabled tenants that sort before `default`, each with a module
+    // and a ready job: more than one claim hands work to.
+    sqlx::raw_sql(
+        "insert into spool.tenants (name, disabled_at) \
+           select 'd' || lpad(i::text, 3, '0'), now() from generate_series(0, 299) i; \
+         insert into spool.modules (tenant, kind, version, digest, size_bytes, max_attempts, \
+                                    timeout_ms, memory_limit_bytes, allowed_hosts) \
+           select t.name, m.kind, 1, m.digest, m.size_bytes, m.max_attempts, m.timeout_ms, \
+                  m.memory_limit_bytes, m.allowed_hosts \
+           from spool.tenants t, spool.modules m \
+           where t.name like 'd___' and m.tenant = 'default'; \
+         insert into spool.jobs (tenant, id, kind, queue, state, priority, params, \
+                                 max_attempts, run_at) \
+           select name, 'waiting', 'probe', 'default', 'available', 0, '{}', 1, now() \
+           from spool.tenants where name like 'd___'",
+    )
+    .execute(&spool.db.pool)
+    .await
+    .expect("insert the disabled tenants");
+
+    spool.probe("served", echo(json!("yes"))).await;
+    let served = spool.wait_for_state("served", JobState::Completed).await;
+
+    assert_eq!(served.result.expect("a result")["value"], "yes");
+    let waiting = count(
+        &spool,
+        "select count(*) from spool.jobs where tenant like 'd___' and state = 'available'",
+    )
+    .await;
+    assert_eq!(waiting, 300, "disabled tenants' jobs must wait");
     spool.stop().await;
 }

@@ -22,6 +22,12 @@ pub struct AdminToken([u8; 32]);
 impl AdminToken {
     /// Checks the configured token's strength.
     pub fn new(token: &str) -> std::result::Result<Self, String> {
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(
+                "the admin token must be printable ASCII without spaces, as a header carries it"
+                    .to_string(),
+            );
+        }
         if token.chars().count() < MIN_ADMIN_TOKEN_LEN {
             return Err(format!(
                 "the admin token must be at least {MIN_ADMIN_TOKEN_LEN} characters \
@@ -120,6 +126,8 @@ mod tests {
     #[test]
     fn short_admin_tokens_are_refused() {
         assert!(AdminToken::new("short").is_err());
+        assert!(AdminToken::new(&" ".repeat(40)).is_err());
+        assert!(AdminToken::new(&"é".repeat(40)).is_err());
         let token = "x".repeat(MIN_ADMIN_TOKEN_LEN);
         let admin = AdminToken::new(&token).unwrap();
         assert!(admin.matches(&token));

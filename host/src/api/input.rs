@@ -9,7 +9,7 @@ use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -156,7 +156,16 @@ fn path_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>) -> Err
 /// refused: it would mean a different instant on every machine.
 pub fn parse_timestamp(field: &str, text: &str) -> Result<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
+        let time = time.with_timezone(&Utc);
+        // Outside these years the instant has no RFC 3339 form in UTC, and
+        // PostgreSQL's text input refuses it.
+        if !(1..=9999).contains(&time.year()) {
+            return Err(Error::invalid(
+                field,
+                format!("{field}: {text:?} is {time:?} in UTC, outside the years 0001 to 9999"),
+            ));
+        }
+        return Ok(time);
     }
     let naive = [
         "%Y-%m-%dT%H:%M:%S%.f",

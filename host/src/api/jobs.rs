@@ -68,8 +68,9 @@ pub async fn job_create(
 
 /// Most jobs in one batch.
 pub const MAX_BATCH_JOBS: usize = 50_000;
-/// Largest batch body: room for the most jobs with modest params.
-pub const MAX_BATCH_BODY: usize = 64 << 20;
+/// Largest batch body: room for the most jobs with a few hundred bytes of
+/// params each. Decoding takes some fifteen times the body in memory.
+pub const MAX_BATCH_BODY: usize = 16 << 20;
 
 #[utoipa::path(
     post,
@@ -80,7 +81,7 @@ pub const MAX_BATCH_BODY: usize = 64 << 20;
         (status = 201, description = "enqueued; some jobs may have existed", body = BatchReport),
         (status = 200, description = "every job's `job_id` existed already", body = BatchReport),
         (status = 400, description = "a job's field is malformed or out of range", body = ErrorBody),
-        (status = 413, description = "the body is over 64 MiB", body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB", body = ErrorBody),
         (status = 422, description = "a job's kind has no deployed module", body = ErrorBody),
     )
 )]

@@ -27,16 +27,21 @@ pub struct Claimed {
     pub allowed_hosts: Option<Vec<String>>,
 }
 
-/// Tenants with ready work that one claim looks at. With more than this
-/// many, claims walk on from where the previous one stopped (`cursor`).
-pub const CLAIM_TENANT_SCAN: i32 = 256;
+/// Tenants that may run work that one claim hands its batch to. With more
+/// than this many, claims walk on from where the previous one stopped
+/// (`cursor`).
+pub const CLAIM_TENANT_SCAN: i64 = 256;
+/// Tenants with ready jobs one claim walks past at most, counting those it
+/// skips (disabled, or at their limit).
+pub const CLAIM_TENANT_WALK: i32 = 4096;
 
 /// Claims up to `limit` available jobs of `queue` for `worker_id` and
 /// leases them for `lease`, sharing the batch fairly between tenants.
 ///
 /// The claim walks the tenants with ready jobs in the queue (a skip scan
 /// over `jobs_claim_idx`, starting after `cursor` and wrapping around),
-/// skips disabled tenants and those at their `max_running`, and gives each
+/// passes over disabled tenants and those at their `max_running` (they
+/// do not count against [`CLAIM_TENANT_SCAN`]), and gives each
 /// candidate job a share: its tenant's running jobs plus its rank among
 /// the tenant's ready jobs (priority, run_at, seq). Lowest shares win, so
 /// a tenant with one job is served as soon as a tenant with a hundred
@@ -66,7 +71,7 @@ pub async fn job_claim(
                     order by j.tenant limit 1),
                    a.n + 1
             from after_cursor a
-            where a.tenant is not null and a.n < $6
+            where a.tenant is not null and a.n < $7
         ),
         up_to_cursor(tenant, n) as (
             (select tenant, 1 from spool.jobs
@@ -79,23 +84,28 @@ pub async fn job_claim(
                     order by j.tenant limit 1),
                    b.n + 1
             from up_to_cursor b
-            where b.tenant is not null and b.n < $6
+            where b.tenant is not null and b.n < $7
         ),
         ready as (
             select tenant, ring from (
                 select tenant, n as ring from after_cursor where tenant is not null
                 union all
-                select tenant, $6 + n from up_to_cursor where tenant is not null
+                select tenant, $7 + n from up_to_cursor where tenant is not null
             ) r
             order by ring
-            limit $6
+            limit $7
         ),
         budget as (
-            select r.tenant, r.ring, t.max_running,
-                   (select count(*) from spool.jobs x
-                    where x.tenant = r.tenant and x.state = 'running') as running
-            from ready r
-            join spool.tenants t on t.name = r.tenant and t.disabled_at is null
+            select * from (
+                select r.tenant, r.ring, t.max_running,
+                       (select count(*) from spool.jobs x
+                        where x.tenant = r.tenant and x.state = 'running') as running
+                from ready r
+                join spool.tenants t on t.name = r.tenant and t.disabled_at is null
+            ) b
+            where b.max_running is null or b.running < b.max_running
+            order by b.ring
+            limit $6
         ),
         candidates as (
             select c.seq, b.running + c.rank as share, b.ring, c.priority, c.run_at
@@ -151,6 +161,7 @@ pub async fn job_claim(
         lease.as_secs_f64(),
         cursor,
         CLAIM_TENANT_SCAN,
+        CLAIM_TENANT_WALK,
     )
     .fetch_all(db)
     .await?;
