@@ -99,6 +99,44 @@ async fn pages_follow_next_cursor_until_every_job_is_seen_once() {
     let seen: Vec<&str> = pages.iter().flat_map(|page| ids(&page.jobs)).collect();
     let newest_first: Vec<&str> = created.iter().rev().map(String::as_str).collect();
     assert_eq!(seen, newest_first);
+    // A cursor names the tenant's own last job, nothing shared with other
+    // tenants (such as a global row number, which would count their jobs).
+    assert_eq!(pages[0].next_cursor, Some(hex::encode("job-5")));
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_whose_job_was_pruned_is_refused_clearly() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    for id in ["a", "b", "c"] {
+        spool.enqueue(later(id)).await;
+    }
+    let options = ListOptions {
+        limit: Some(1),
+        ..ListOptions::default()
+    };
+    let page = spool.client.job_list(&options).await.expect("list jobs");
+    sqlx::query("delete from spool.jobs where id = 'c'")
+        .execute(&spool.db.pool)
+        .await
+        .expect("delete the cursor's job");
+
+    let next = spool
+        .client
+        .job_list(&ListOptions {
+            cursor: page.next_cursor,
+            ..options
+        })
+        .await;
+
+    match next {
+        Err(spool::client::Error::Api { status: 400, body }) => {
+            assert_eq!(body.field.as_deref(), Some("cursor"));
+            assert!(body.message.contains("gone"), "{}", body.message);
+        }
+        other => panic!("expected a 400 naming the cursor, got {other:?}"),
+    }
     spool.stop().await;
 }
 

@@ -245,14 +245,33 @@ pub async fn job_list(
             ));
         }
     };
+    // A cursor is the hex of the last listed job's id: the tenant's own
+    // name for it, which says nothing of other tenants' jobs.
     let before_seq = match &query.cursor {
         None => None,
-        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| {
-            Error::invalid(
-                "cursor",
-                "cursor: not a cursor from a previous page's next_cursor",
-            )
-        })?),
+        Some(cursor) => {
+            let not_a_cursor = || {
+                Error::invalid(
+                    "cursor",
+                    "cursor: not a cursor from a previous page's next_cursor",
+                )
+            };
+            let id = hex::decode(cursor)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|id| !id.contains('\0'))
+                .ok_or_else(not_a_cursor)?;
+            match queue::job_get(&state.pool, &caller.tenant, &id).await {
+                Ok(job) => Some(job.seq),
+                Err(queue::Error::JobNotFound) => {
+                    return Err(Error::invalid(
+                        "cursor",
+                        "cursor: the job it continues from is gone (pruned); list again from the start",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     };
 
     let filter = JobFilter {
@@ -263,7 +282,7 @@ pub async fn job_list(
     };
     let jobs = queue::job_list(&state.pool, &caller.tenant, &filter).await?;
     let next_cursor = match jobs.last() {
-        Some(last) if jobs.len() as i64 == limit => Some(last.seq.to_string()),
+        Some(last) if jobs.len() as i64 == limit => Some(hex::encode(&last.id)),
         _ => None,
     };
     let jobs = jobs.into_iter().map(view).collect::<Result<_>>()?;
