@@ -167,3 +167,53 @@ async fn enqueue_many_enqueues_in_the_callers_transaction() {
     spool.db.wait_for_jobs(JobState::Completed, 2).await;
     spool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_functions_check_ids_queues_and_array_shapes_like_the_api() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let pool = &spool.db.pool;
+    let refused = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .execute(pool)
+            .await
+            .expect_err(sql)
+            .to_string()
+    };
+
+    let bad_id =
+        refused(r"select spool.enqueue('default', 'probe', '{}', job_id => E'two\nlines')").await;
+    let bad_queue =
+        refused("select spool.enqueue('default', 'probe', '{}', queue => 'bad queue!')").await;
+    let bad_ids = refused(
+        "select spool.enqueue_many('default', 'probe', array['{}', '{}']::jsonb[], \
+         job_ids => array['ok', ' padded'])",
+    )
+    .await;
+    let two_d =
+        refused("select spool.enqueue_many('default', 'probe', array[['{}'], ['{}']]::jsonb[])")
+            .await;
+    let zero_based: i64 = sqlx::query_scalar(
+        "select spool.enqueue_many('default', 'probe', array['{}', '{}']::jsonb[], \
+         job_ids => '[0:1]={z0,z1}'::text[])",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("ids with any lower bound");
+    let ids: Vec<String> = sqlx::query_scalar("select id from spool.jobs order by id")
+        .fetch_all(pool)
+        .await
+        .expect("ids");
+
+    assert!(bad_id.contains("job_id: "), "{bad_id}");
+    assert!(bad_queue.contains("queue: "), "{bad_queue}");
+    assert!(bad_ids.contains("job_ids: "), "{bad_ids}");
+    assert!(bad_ids.contains("padded"), "{bad_ids}");
+    assert!(
+        two_d.contains("params: must be a one-dimensional array"),
+        "{two_d}"
+    );
+    assert_eq!(zero_based, 2);
+    assert_eq!(ids, ["z0", "z1"]);
+    spool.stop().await;
+}
