@@ -1,7 +1,6 @@
 //! The `spool` command line, run as a real process against a running
 //! Spool.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 
 use clap::CommandFactory;
@@ -10,7 +9,7 @@ use spool::api::types::{ConfigList, EnqueueRequest, JobView, ModuleList};
 use spool::queue::JobState;
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{Harness, echo, guest};
+use crate::support::{Harness, TempFile, echo, guest};
 
 /// What a `spool` process printed and how it ended.
 struct Run {
@@ -52,31 +51,6 @@ async fn spool_ok(spool: &Harness, args: &[&str]) -> String {
     let run = spool_cli(spool, args, "").await;
     assert!(run.success, "spool {args:?} failed: {}", run.stderr);
     run.stdout
-}
-
-/// A file under the temp dir, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, contents: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "spool-cli-{}-{}-{name}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::write(&path, contents).expect("write temp file");
-        Self(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("a UTF-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        std::fs::remove_file(&self.0).ok();
-    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use spool::api::types::EnqueueRequest;
 use spool::client::Client;
 use spool::queue::JobState;
 
-use crate::support::{Harness, TENANT, echo, guest};
+use crate::support::{Harness, TENANT, TempFile, echo, guest};
 
 /// What tenant A (the harness's tenant) owns when a matrix starts.
 struct World {
@@ -494,6 +494,41 @@ async fn the_cli_as_another_tenant_cannot_tell_foreign_objects_from_missing_ones
             Some(list) => assert_eq!(list, &json!([]), "spool {args:?}"),
             None => assert_eq!(value, json!({"deleted": 0}), "spool {args:?}"),
         }
+    }
+
+    // A's token id is as invisible to `spool token revoke` as a made-up one.
+    let a_token = world
+        .spool
+        .client
+        .token_list()
+        .await
+        .expect("A's tokens")
+        .tokens[0]
+        .id
+        .clone();
+    let foreign_revoke = cli_as_b(&world, &["token", "revoke", &a_token]).await;
+    let missing_revoke = cli_as_b(&world, &["token", "revoke", "0123456789abcdef"]).await;
+    assert!(!foreign_revoke.0, "{}", foreign_revoke.1);
+    assert_eq!(
+        foreign_revoke.1.replace(&a_token, "<token>"),
+        missing_revoke.1.replace("0123456789abcdef", "<token>")
+    );
+
+    // Writes under A's names land in B: a config entry, a module and a job.
+    let component = TempFile::new("probe.wasm", &guest("probe"));
+    for args in [
+        &["config", "set", "region", "b-only"][..],
+        &["deploy", "probe", component.path()],
+        &[
+            "enqueue",
+            "probe",
+            r#"{"do": "echo", "value": "b"}"#,
+            "--job-id",
+            "a-done",
+        ],
+    ] {
+        let (ok, out) = cli_as_b(&world, args).await;
+        assert!(ok, "spool {args:?}: {out}");
     }
 
     assert_eq!(

@@ -383,3 +383,28 @@ pub fn ledger(recorder: &recorder::Recorder, id: &str) -> Value {
 pub fn echo(value: Value) -> Value {
     json!({ "do": "echo", "value": value })
 }
+
+/// A file under the temp dir, removed when dropped.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, contents: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "spool-test-{}-{}-{name}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
