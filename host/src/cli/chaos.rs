@@ -16,6 +16,7 @@
 mod check;
 mod ledger;
 mod postgres;
+mod scale;
 mod workers;
 
 use std::collections::{BTreeMap, HashSet};
@@ -77,6 +78,14 @@ pub struct ChaosArgs {
     /// The workers' lease (short, so that rescues happen within the run).
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub lease: Duration,
+    /// Instead of injecting faults, measure throughput with each of these
+    /// numbers of workers (`1,2,4`), `--jobs` jobs per step.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub scale_out: Vec<u16>,
+    /// Run the workers from this `spool` binary instead of this one: to
+    /// check another build against the harness.
+    #[arg(long, value_name = "PATH")]
+    pub worker_binary: Option<PathBuf>,
     /// Write the table of results, as Markdown, to this file too.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -98,6 +107,9 @@ pub struct ChaosOptions {
     pub rescue_interval: Duration,
     pub drain_timeout: Duration,
     pub retry: RetryPolicy,
+    /// When not empty, measure throughput with each of these numbers of
+    /// workers instead of injecting faults.
+    pub scale_out: Vec<usize>,
     /// Print each fault and draw progress bars.
     pub show_progress: bool,
 }
@@ -120,6 +132,7 @@ impl ChaosOptions {
                 base: Duration::from_millis(500),
                 cap: Duration::from_secs(4),
             },
+            scale_out: Vec::new(),
             show_progress: false,
         }
     }
@@ -136,10 +149,13 @@ pub struct ChaosReport {
 impl ChaosReport {
     /// The report as Markdown: the run's settings, the faults, the tables.
     pub fn markdown(&self) -> String {
+        let faults = match self.faults.is_empty() {
+            true => String::new(),
+            false => format!("Faults injected: {}.\n\n", self.faults.join("; ")),
+        };
         format!(
-            "{}\n\nFaults injected: {}.\n\n{}\n\n{}\n",
+            "{}\n\n{faults}{}\n\n{}\n",
             self.options_line,
-            self.faults.join("; "),
             self.verdict.table(),
             self.verdict.figures_table()
         )
@@ -148,10 +164,14 @@ impl ChaosReport {
 
 /// `spool chaos`.
 pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
-    let spool = std::env::current_exe().context("find the spool binary")?;
+    let spool = match args.worker_binary {
+        Some(path) => path,
+        None => std::env::current_exe().context("find the spool binary")?,
+    };
     let mut options = ChaosOptions::new(spool, args.duration, args.jobs, args.workers);
     options.concurrency = args.concurrency;
     options.lease = args.lease;
+    options.scale_out = args.scale_out.into_iter().map(usize::from).collect();
     options.show_progress = true;
     let report = run_chaos(&options).await?;
     let markdown = report.markdown();
@@ -237,7 +257,10 @@ async fn run_with(
         record: Mutex::new(Record::default()),
         progress,
     };
-    let result = chaos.run().await;
+    let result = match options.scale_out.as_slice() {
+        [] => chaos.run().await,
+        counts => chaos.scale_out(counts).await,
+    };
     chaos.stop_workers().await;
     server.stop().await;
     chaos.ledger.stop().await;
@@ -372,7 +395,7 @@ impl Chaos<'_> {
             .filter(|j| j.state == queue::JobState::Completed)
             .count();
         verdict.figures.push((
-            "completed per second of the run",
+            "completed per second of the run".into(),
             format!(
                 "{:.0} jobs/s over {:.0}s (at most the feed rate)",
                 completed as f64 / elapsed.as_secs_f64(),

@@ -75,7 +75,7 @@ pub struct Check {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub checks: Vec<Check>,
-    pub figures: Vec<(&'static str, String)>,
+    pub figures: Vec<(String, String)>,
 }
 
 impl Verdict {
@@ -110,7 +110,7 @@ impl Verdict {
             .load_style(comfy_table::presets::ASCII_MARKDOWN)
             .set_header(["figure", "value"]);
         for (name, value) in &self.figures {
-            table.add_row(vec![*name, value.as_str()]);
+            table.add_row(vec![name.as_str(), value.as_str()]);
         }
         table
     }
@@ -519,7 +519,7 @@ pub fn verdict(c: &Collected) -> Verdict {
             .join(", "),
     ));
 
-    let figures = vec![
+    let figures = [
         ("jobs", c.expected.len().to_string()),
         ("completed", completed.len().to_string()),
         (
@@ -531,7 +531,9 @@ pub fn verdict(c: &Collected) -> Verdict {
             ),
         ),
         ("latency p50 before faults", format!("{baseline:.3}s")),
-    ];
+    ]
+    .map(|(name, value)| (name.to_string(), value))
+    .to_vec();
     Verdict { checks, figures }
 }
 
