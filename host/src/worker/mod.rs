@@ -190,12 +190,16 @@ async fn claim_loop(
     completions: &completer::Sender,
     shutdown: &CancellationToken,
 ) {
+    // A claim waits until a quarter of the slots are free (all of them are
+    // when the worker is idle): under load, one statement then claims many
+    // jobs instead of one for every outcome written.
+    let low_water = (shared.config.concurrency / 4).clamp(1, MAX_CLAIM_BATCH);
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
         let mut claimed_any = false;
         for queue in &shared.config.queues {
             let free = shared.slots.available_permits().min(MAX_CLAIM_BATCH);
-            if free == 0 {
+            if free < low_water {
                 break;
             }
             match claim(shared, queue, free).await {
@@ -233,7 +237,7 @@ async fn claim_loop(
                 cap: Duration::from_secs(5),
             }
             .delay(failures)
-        } else if claimed_any && shared.slots.available_permits() > 0 {
+        } else if claimed_any && shared.slots.available_permits() >= low_water {
             continue;
         } else {
             shared.config.poll_interval
