@@ -89,6 +89,7 @@ impl Server {
                 pool: pool.clone(),
                 runtime: runtime.clone(),
                 admin_token: config.admin_token.clone(),
+                tokens: Arc::default(),
             };
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {

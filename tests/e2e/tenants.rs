@@ -123,6 +123,68 @@ async fn a_revoked_token_stops_working_at_once() {
     spool.stop().await;
 }
 
+/// A second API process remembers tokens for a second: it never lets a
+/// wrong secret through on a remembered id, and once the second has passed
+/// it refuses a token revoked, or a tenant disabled, through the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_api_processes_see_revocations_once_the_token_cache_expires() {
+    let spool = Harness::start().await;
+    let mut config = test_config();
+    config.worker = None;
+    let other = Server::start(spool.db.pool.clone(), config)
+        .await
+        .expect("start a second API");
+    let other_url = other.url().expect("the second server runs the API");
+    let made = spool
+        .client
+        .token_create("cached")
+        .await
+        .expect("make a token");
+    let on_other = Client::new(&other_url).with_token(&made.token);
+    let forged = format!("{}{}", &made.token[..made.token.len() - 4], "0000");
+    let forged = Client::new(&other_url).with_token(&forged);
+    let lone = TenantCreateRequest {
+        name: "lone".into(),
+        max_running: None,
+    };
+    let lone = spool
+        .admin()
+        .tenant_create(&lone)
+        .await
+        .expect("create lone");
+    let lone_on_other = Client::new(&other_url).with_token(lone.token.token);
+
+    let remembered = on_other.config_list().await;
+    let lone_remembered = lone_on_other.config_list().await;
+    let forged_answer = forged.config_list().await;
+    spool.client.token_revoke(&made.id).await.expect("revoke");
+    let disable = TenantUpdateRequest {
+        disabled: Some(true),
+        max_running: None,
+    };
+    spool
+        .admin()
+        .tenant_update("lone", &disable)
+        .await
+        .expect("disable lone");
+    let on_first = Client::new(spool.client.base())
+        .with_token(&made.token)
+        .config_list()
+        .await;
+    tokio::time::sleep(spool::api::TOKEN_CACHE_TTL + Duration::from_millis(200)).await;
+    let revoked = on_other.config_list().await;
+    let disabled = lone_on_other.config_list().await;
+
+    assert!(remembered.is_ok(), "{remembered:?}");
+    assert!(lone_remembered.is_ok(), "{lone_remembered:?}");
+    assert_eq!(api_error(forged_answer), (401, "unauthorized".to_string()));
+    assert_eq!(api_error(on_first), (401, "unauthorized".to_string()));
+    assert_eq!(api_error(revoked), (401, "unauthorized".to_string()));
+    assert_eq!(api_error(disabled), (403, "forbidden".to_string()));
+    other.stop().await;
+    spool.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_creates_lists_limits_and_mints_tokens() {
     let spool = Harness::start().await;

@@ -1,5 +1,15 @@
 //! Who is calling: a tenant's API token on `/v1`, the operator's admin
 //! token on `/admin/v1`. Both arrive as `Authorization: Bearer <token>`.
+//!
+//! Tenant tokens found in the database are remembered for
+//! [`TOKEN_CACHE_TTL`], so that a client's stream of requests costs one
+//! lookup a second, not one each. Revoking a token or changing a tenant
+//! through this process forgets them at once; another API process sees
+//! the change within the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -9,10 +19,73 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{Error, Result};
-use crate::queue::{self, Access};
+use crate::queue::{self, Access, StoredToken};
 
 /// Shortest admin token accepted: guessing 32 characters is hopeless.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+/// How long a token found in the database is trusted without a lookup.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Tokens remembered at most; past it, the expired ones are dropped, and
+/// if that is not enough, all of them.
+const TOKEN_CACHE_CAPACITY: usize = 10_000;
+
+/// Live tokens recently found in the database, by token id. Unknown ids
+/// are not remembered: a flood of made-up tokens cannot fill the cache.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Instant, StoredToken)>>,
+}
+
+impl TokenCache {
+    /// What `token` grants, from the cache or the database.
+    async fn check(&self, pool: &sqlx::PgPool, token: &str) -> Result<Access> {
+        let Some((id, secret)) = queue::split_token(token) else {
+            return Ok(Access::Denied);
+        };
+        let cached = self.lock().get(id).and_then(|(checked, stored)| {
+            (checked.elapsed() < TOKEN_CACHE_TTL).then(|| stored.clone())
+        });
+        let stored = match cached {
+            Some(stored) => stored,
+            None => match queue::token_lookup(pool, id).await? {
+                Some(stored) => {
+                    self.remember(id, stored.clone());
+                    stored
+                }
+                None => {
+                    self.forget_token(id);
+                    return Ok(Access::Denied);
+                }
+            },
+        };
+        Ok(stored.access(secret))
+    }
+
+    fn remember(&self, id: &str, stored: StoredToken) {
+        let mut entries = self.lock();
+        if entries.len() >= TOKEN_CACHE_CAPACITY {
+            entries.retain(|_, (checked, _)| checked.elapsed() < TOKEN_CACHE_TTL);
+            if entries.len() >= TOKEN_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(id.to_string(), (Instant::now(), stored));
+    }
+
+    /// Forgets a token, after it was revoked.
+    pub fn forget_token(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Forgets every token of `tenant`, after it was disabled or changed.
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.lock().retain(|_, (_, stored)| stored.tenant != tenant);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, StoredToken)>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// The operator's token, kept as its digest so that comparing it takes the
 /// same time whatever is presented.
@@ -60,7 +133,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = bearer(parts)?;
-        match queue::token_check(&state.pool, token).await? {
+        match state.tokens.check(&state.pool, token).await? {
             Access::Tenant(tenant) => Ok(Self { tenant }),
             Access::Disabled(tenant) => Err(Error::Forbidden(format!(
                 "tenant {tenant:?} is disabled; ask the operator to enable it"

@@ -52,7 +52,7 @@ use axum::routing::{delete, get, patch, post, put};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
-pub use auth::AdminToken;
+pub use auth::{AdminToken, TOKEN_CACHE_TTL, TokenCache};
 pub use error::{Error, ErrorBody};
 pub use input::parse_duration_text;
 pub use jobs::percent_encode;
@@ -69,6 +69,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Opens the admin API; without it `/admin/v1` answers 403.
     pub admin_token: Option<AdminToken>,
+    /// Tenant tokens recently checked.
+    pub tokens: Arc<TokenCache>,
 }
 
 /// The API's routes.

@@ -105,6 +105,7 @@ pub async fn tenant_update(
         max_running,
     };
     let tenant = queue::tenant_update(&state.pool, &name, &change).await?;
+    state.tokens.forget_tenant(&tenant.name);
     tracing::info!(
         tenant = %tenant.name,
         disabled = tenant.disabled_at.is_some(),
@@ -199,6 +200,7 @@ pub async fn token_revoke(
     PathParam(id): PathParam,
 ) -> Result<StatusCode> {
     if queue::token_revoke(&state.pool, &caller.tenant, &id).await? {
+        state.tokens.forget_token(&id);
         tracing::info!(tenant = %caller.tenant, token_id = %id, "token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

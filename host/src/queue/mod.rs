@@ -41,8 +41,9 @@ pub use retry::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, FailAction, RetryPolicy,
 };
 pub use tenants::{
-    Access, NewToken, TOKEN_PREFIX, Tenant, TenantChange, TokenInfo, tenant_create, tenant_get,
-    tenant_list, tenant_update, token_check, token_create, token_list, token_revoke,
+    Access, NewToken, StoredToken, TOKEN_PREFIX, Tenant, TenantChange, TokenInfo, split_token,
+    tenant_create, tenant_get, tenant_list, tenant_update, token_create, token_list, token_lookup,
+    token_revoke,
 };
 
 /// The channel that wakes workers when jobs become available.

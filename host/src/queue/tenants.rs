@@ -195,11 +195,32 @@ pub async fn token_revoke(db: impl PgExecutor<'_>, tenant: &str, id: &str) -> Re
     Ok(revoked.rows_affected() == 1)
 }
 
-/// Checks a presented token.
-pub async fn token_check(db: impl PgExecutor<'_>, token: &str) -> Result<Access> {
-    let Some((id, secret)) = split_token(token) else {
-        return Ok(Access::Denied);
-    };
+/// A live token as stored, with its tenant's state.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub tenant: String,
+    secret_sha256: [u8; 32],
+    pub disabled: bool,
+}
+
+impl StoredToken {
+    /// What presenting `secret` with this token's id grants. The digests
+    /// are compared in constant time.
+    pub fn access(&self, secret: &str) -> Access {
+        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        match (
+            bool::from(presented.ct_eq(&self.secret_sha256)),
+            self.disabled,
+        ) {
+            (false, _) => Access::Denied,
+            (true, false) => Access::Tenant(self.tenant.clone()),
+            (true, true) => Access::Disabled(self.tenant.clone()),
+        }
+    }
+}
+
+/// The live (not revoked) token with this id, if any.
+pub async fn token_lookup(db: impl PgExecutor<'_>, id: &str) -> Result<Option<StoredToken>> {
     let row = sqlx::query!(
         r#"
         select k.tenant, k.secret_sha256, t.disabled_at is not null as "disabled!"
@@ -210,22 +231,18 @@ pub async fn token_check(db: impl PgExecutor<'_>, token: &str) -> Result<Access>
     )
     .fetch_optional(db)
     .await?;
-    let Some(row) = row else {
-        return Ok(Access::Denied);
-    };
-    let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    if !bool::from(presented.as_slice().ct_eq(&row.secret_sha256)) {
-        return Ok(Access::Denied);
-    }
-    Ok(if row.disabled {
-        Access::Disabled(row.tenant)
-    } else {
-        Access::Tenant(row.tenant)
-    })
+    Ok(row.and_then(|row| {
+        Some(StoredToken {
+            tenant: row.tenant,
+            secret_sha256: row.secret_sha256.try_into().ok()?,
+            disabled: row.disabled,
+        })
+    }))
 }
 
-/// `sp_<16 hex>_<64 hex>` split into id and secret.
-fn split_token(token: &str) -> Option<(&str, &str)> {
+/// `sp_<16 hex>_<64 hex>` split into id and secret; `None` when the token
+/// is not of that shape.
+pub fn split_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
