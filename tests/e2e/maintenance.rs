@@ -7,7 +7,7 @@ use serde_json::json;
 use spool::api::types::EnqueueRequest;
 use spool::maintenance::cleaner::{self, Retention};
 use spool::maintenance::{rescuer, scheduler};
-use spool::queue::{self, Finish, JobState, RetryPolicy};
+use spool::queue::{self, AttemptError, FailAction, Finish, JobState, RetryPolicy};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
@@ -277,6 +277,54 @@ async fn expired_leases_are_rescued_as_each_job_allows() {
         let stored = row(&spool.db.pool, id).await;
         assert!(stored.leased_until.is_none(), "{id}");
     }
+    spool.stop().await;
+}
+
+/// A retry's backoff counts from the moment the failure is written, even
+/// when the writing transaction began earlier (the rescuer's begins before
+/// it looks for expired leases): the next attempt is never due before the
+/// recorded failure time plus the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backoff_counts_from_the_recorded_failure_not_the_transaction_start() {
+    let spool = without_worker_or_rescuer().await;
+    spool.probe("backoff", echo(json!(1))).await;
+    let pool = &spool.db.pool;
+    let claimed = claim_as_dead_worker(pool).await.remove(0);
+
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("select 1")
+        .execute(&mut *tx)
+        .await
+        .expect("start");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let error = AttemptError::now(claimed.attempt, "it failed".into(), Vec::new());
+    let policy = RetryPolicy {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(2),
+    };
+    let finish = Finish::failed(
+        claimed.seq,
+        claimed.max_attempts,
+        FailAction::Retry,
+        &error,
+        &policy,
+    );
+    queue::job_finish_many(&mut *tx, std::slice::from_ref(&finish))
+        .await
+        .expect("record the failure");
+    tx.commit().await.expect("commit");
+
+    let job = row(pool, "backoff").await;
+    let earliest = error.at
+        + chrono::Duration::from_std(Duration::from_secs_f64(finish.retry_in_secs)).unwrap();
+    assert_eq!(job.state, "retryable");
+    assert!(
+        job.run_at >= earliest,
+        "due at {}, before the failure at {} plus {}s",
+        job.run_at,
+        error.at,
+        finish.retry_in_secs
+    );
     spool.stop().await;
 }
 

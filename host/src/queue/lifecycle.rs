@@ -263,6 +263,10 @@ pub struct Finish {
 /// Records the end of many attempts in one statement. Returns the seq and
 /// final state of each job it changed; an attempt that no longer owns its
 /// job (rescued, cancelled, finished) is left out and changed nothing.
+///
+/// A retry is due its delay after the statement runs (`clock_timestamp`,
+/// not the transaction's start), so never before the failure's recorded
+/// time plus the delay.
 pub async fn job_finish_many(
     db: impl PgExecutor<'_>,
     finishes: &[Finish],
@@ -285,7 +289,8 @@ pub async fn job_finish_many(
             errors = case when u.error is null then j.errors
                           else j.errors || jsonb_build_array(u.error::jsonb) end,
             run_at = case when u.state = 'retryable'
-                          then now() + make_interval(secs => u.delay) else j.run_at end,
+                          then clock_timestamp() + make_interval(secs => u.delay)
+                          else j.run_at end,
             leased_until = null
         from unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::float8[])
             as u(seq, attempt, state, result, error, delay)
