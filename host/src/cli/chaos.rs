@@ -14,6 +14,8 @@
 //! and retry requests racing the jobs.
 
 mod check;
+mod faults;
+mod feed;
 mod ledger;
 mod postgres;
 mod scale;
@@ -29,8 +31,6 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use nix::sys::signal::Signal;
-use rand::Rng;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +42,7 @@ use self::postgres::PrivatePostgres;
 use self::workers::WorkerProcess;
 use super::demo::Progress;
 use super::parse_duration;
-use crate::api::types::{EnqueueRequest, JobView};
+use crate::api::types::JobView;
 use crate::client::{Client, DeployOptions, ListOptions};
 use crate::database::Target;
 use crate::guests;
@@ -302,28 +302,6 @@ struct Record {
     terminations: Vec<(usize, bool)>,
 }
 
-/// The faults of one cycle, at fractions of it.
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    Kill,
-    Stop,
-    SlowBurst,
-    TerminateConnections,
-    RestartDatabase,
-    Drain,
-}
-
-const SCHEDULE: [(f64, Fault); 8] = [
-    (0.08, Fault::Kill),
-    (0.18, Fault::Stop),
-    (0.30, Fault::SlowBurst),
-    (0.40, Fault::TerminateConnections),
-    (0.52, Fault::RestartDatabase),
-    (0.64, Fault::Drain),
-    (0.76, Fault::Kill),
-    (0.88, Fault::RestartDatabase),
-];
-
 struct Chaos<'a> {
     options: &'a ChaosOptions,
     postgres: &'a PrivatePostgres,
@@ -459,264 +437,6 @@ impl Chaos<'_> {
         let mut record = self.record();
         record.first_fault.get_or_insert_with(Utc::now);
         record.faults.push(line);
-    }
-
-    /// Enqueues the planned jobs evenly over the first 80% of the run.
-    async fn feed(&self, stop: &CancellationToken) -> anyhow::Result<()> {
-        let span = self.options.duration.mul_f64(0.8);
-        let started = Instant::now();
-        for n in 0..self.options.jobs {
-            if stop.is_cancelled() {
-                break;
-            }
-            let due = span.mul_f64(n as f64 / self.options.jobs as f64);
-            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
-            let id = format!("job-{n:06}");
-            let (params, expect) = self.plan(n);
-            self.enqueue(&id, params, 5, expect).await?;
-            self.record().enqueued.push(id);
-        }
-        Ok(())
-    }
-
-    /// Job `n`'s params: mostly quick, some slow, some failing.
-    fn plan(&self, n: usize) -> (Value, Expect) {
-        let ledger = self.ledger.url();
-        let lease_ms = self.options.lease.as_millis() as u64;
-        match n % 20 {
-            0..=11 => (
-                json!({"ledger": ledger, "sleep_ms": (n * 7) % 50}),
-                Expect::Complete,
-            ),
-            12..=14 => (
-                json!({"ledger": ledger, "sleep_ms": 200 + (n * 37) % 800}),
-                Expect::Complete,
-            ),
-            15 | 16 => {
-                let failures = 1 + (n / 20 % 2) as u32;
-                let attempts: Vec<u32> = (1..=failures).collect();
-                (
-                    json!({"ledger": ledger, "sleep_ms": 20, "fail_attempts": attempts}),
-                    Expect::Complete,
-                )
-            }
-            17 => (
-                json!({"ledger": ledger, "sleep_ms": 20,
-                       "fail_attempts": (1..=MAX_ATTEMPTS).collect::<Vec<_>>(),
-                       "fail": "discard"}),
-                Expect::Discard,
-            ),
-            _ => (
-                json!({"ledger": ledger, "sleep_ms": lease_ms * 3 / 2}),
-                Expect::Complete,
-            ),
-        }
-    }
-
-    /// Enqueues one job, retrying while the API or the database is down
-    /// (the `job_id` makes a repeat harmless). Returns when it was taken.
-    async fn enqueue(
-        &self,
-        id: &str,
-        params: Value,
-        priority: i64,
-        expect: Expect,
-    ) -> anyhow::Result<DateTime<Utc>> {
-        let request = EnqueueRequest {
-            kind: KIND.into(),
-            params,
-            job_id: Some(id.into()),
-            priority: Some(priority),
-            ..EnqueueRequest::default()
-        };
-        self.record().expected.insert(id.to_string(), expect);
-        let mut failures = 0;
-        loop {
-            match self.client.job_enqueue(&request).await {
-                Ok(_) => return Ok(Utc::now()),
-                Err(crate::client::Error::Api { status, body }) if status < 500 => {
-                    bail!("enqueue {id}: {} ({status})", body.message)
-                }
-                Err(e) => {
-                    failures += 1;
-                    if failures > 300 {
-                        return Err(e).with_context(|| format!("enqueue {id}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    /// Enqueues a quick job at the top priority every [`PROBE_INTERVAL`]:
-    /// its latency shows how the queue responds.
-    async fn probe(&self, stop: &CancellationToken) -> anyhow::Result<()> {
-        let mut n = 0;
-        while !stop.is_cancelled() {
-            let id = format!("latency-{n:05}");
-            n += 1;
-            let params = json!({"ledger": self.ledger.url()});
-            let at = self.enqueue(&id, params, 0, Expect::Complete).await?;
-            self.record().probes.push((id, at));
-            tokio::time::sleep(PROBE_INTERVAL).await;
-        }
-        Ok(())
-    }
-
-    /// Sends cancel and retry requests for random jobs already enqueued,
-    /// about one for every 40 jobs fed.
-    async fn race(&self, stop: &CancellationToken) -> anyhow::Result<()> {
-        let interval = self
-            .options
-            .duration
-            .mul_f64(40.0 / self.options.jobs.max(40) as f64);
-        while !stop.is_cancelled() {
-            tokio::time::sleep(interval).await;
-            let (id, cancel) = {
-                let record = self.record();
-                if record.enqueued.is_empty() {
-                    continue;
-                }
-                let mut rng = rand::rng();
-                let id = record.enqueued[rng.random_range(0..record.enqueued.len())].clone();
-                (id, rng.random_bool(0.6))
-            };
-            {
-                let mut record = self.record();
-                record.raced.insert(id.clone());
-                if !cancel {
-                    record.retried.insert(id.clone());
-                }
-            }
-            // Refusals (a finished job cannot be cancelled, a running one
-            // not retried) and outages are part of the race.
-            let _ = if cancel {
-                self.client.job_cancel(&id).await
-            } else {
-                self.client.job_retry(&id).await
-            };
-        }
-        Ok(())
-    }
-
-    /// Runs the fault schedule, cycle after cycle, until the run's time
-    /// is up.
-    async fn inject_faults(&self) -> anyhow::Result<()> {
-        let cycle = self.options.duration.min(CYCLE);
-        let cycles = (self.options.duration.as_secs_f64() / cycle.as_secs_f64()).floor() as u32;
-        let started = Instant::now();
-        for n in 0..cycles.max(1) {
-            for (at, fault) in SCHEDULE {
-                let due = cycle * n + cycle.mul_f64(at);
-                tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
-                self.inject(fault).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn inject(&self, fault: Fault) -> anyhow::Result<()> {
-        let o = self.options;
-        match fault {
-            Fault::Kill => {
-                let Some(mut worker) = self.take_worker().await else {
-                    return Ok(());
-                };
-                worker.kill().await?;
-                let new = self.start_worker().await?;
-                self.fault(format!(
-                    "SIGKILL worker {}; started worker {new}",
-                    worker.number
-                ));
-                self.retire(worker);
-            }
-            Fault::Stop => {
-                let workers = self.workers.lock().await;
-                let Some(worker) = workers.first() else {
-                    return Ok(());
-                };
-                let hold = o.lease * 3 + o.rescue_interval;
-                worker.signal(Signal::SIGSTOP)?;
-                self.fault(format!(
-                    "SIGSTOP worker {} for {:.1}s",
-                    worker.number,
-                    hold.as_secs_f64()
-                ));
-                tokio::time::sleep(hold).await;
-                worker.signal(Signal::SIGCONT)?;
-            }
-            Fault::SlowBurst => {
-                let slots = o.workers * o.concurrency;
-                let sleep_ms = o.lease.as_millis() as u64 * 2;
-                let base = self.record().expected.len();
-                for n in 0..slots {
-                    let params = json!({"ledger": self.ledger.url(), "sleep_ms": sleep_ms});
-                    let id = format!("slow-{:06}", base + n);
-                    self.enqueue(&id, params, 0, Expect::Complete).await?;
-                }
-                self.fault(format!(
-                    "{slots} jobs of {:.1}s take every slot",
-                    sleep_ms as f64 / 1000.0
-                ));
-            }
-            Fault::TerminateConnections => {
-                let (count, listen) = self.terminate_connections().await?;
-                self.record().terminations.push((count, listen));
-                self.fault(format!(
-                    "pg_terminate_backend on {count} connections{}",
-                    if listen { ", LISTEN among them" } else { "" }
-                ));
-            }
-            Fault::RestartDatabase => {
-                let alive: Vec<usize> =
-                    self.workers.lock().await.iter().map(|w| w.number).collect();
-                self.postgres.restart_immediate().await?;
-                let at = Utc::now();
-                self.record().restarts.push((at, alive));
-                self.fault("pg_ctl restart -m immediate".into());
-            }
-            Fault::Drain => {
-                let Some(mut worker) = self.take_worker().await else {
-                    return Ok(());
-                };
-                let started = Instant::now();
-                worker.signal(Signal::SIGTERM)?;
-                let clean_exit = worker.wait().await?;
-                let took = started.elapsed();
-                let new = self.start_worker().await?;
-                self.fault(format!(
-                    "SIGTERM worker {}: drained in {:.1}s; started worker {new}",
-                    worker.number,
-                    took.as_secs_f64()
-                ));
-                self.record().drains.push(Drain {
-                    worker: worker.number,
-                    took,
-                    clean_exit,
-                });
-                self.retire(worker);
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends every other connection to the database; returns how many, and
-    /// whether a LISTEN connection was among them.
-    async fn terminate_connections(&self) -> anyhow::Result<(usize, bool)> {
-        let ended = sqlx::query!(
-            r#"
-            select pg_terminate_backend(pid) as "ended!",
-                   query ilike 'listen%' as "listen!"
-            from pg_stat_activity
-            where pid <> pg_backend_pid() and datname = current_database()
-            "#
-        )
-        .fetch_all(&self.pool)
-        .await
-        .context("terminate connections")?;
-        let count = ended.iter().filter(|r| r.ended).count();
-        let listen = ended.iter().any(|r| r.ended && r.listen);
-        Ok((count, listen))
     }
 
     /// Waits until no job is left to run, or `timeout`; returns whether
