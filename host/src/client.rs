@@ -21,7 +21,7 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8640";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The API answered with an error.
-    #[error("{} ({status}){}", body.message, body.field.as_ref().map(|f| format!(", field {f}")).unwrap_or_default())]
+    #[error("{} ({status}){}", body.message, field_suffix(body))]
     Api { status: u16, body: ErrorBody },
     /// The API could not be reached or answered something unreadable.
     #[error("request to {url} failed")]
@@ -37,6 +37,14 @@ pub enum Error {
         timeout: Duration,
         state: JobState,
     },
+}
+
+/// `, field jobs[3].kind` when the API named the field at fault.
+fn field_suffix(body: &ErrorBody) -> String {
+    body.field
+        .as_ref()
+        .map(|f| format!(", field {f}"))
+        .unwrap_or_default()
 }
 
 /// `Result` with this module's [`Error`].

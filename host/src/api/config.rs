@@ -68,7 +68,11 @@ pub async fn config_set(
     get,
     path = "/v1/config",
     tag = "config",
-    responses((status = 200, description = "every entry; secrets without values", body = ConfigList))
+    responses((
+        status = 200,
+        description = "every entry; secrets without values",
+        body = ConfigList
+    ))
 )]
 pub async fn config_list(
     caller: Caller,
@@ -123,7 +127,8 @@ fn check_name(name: &str) -> Result<()> {
         Err(Error::invalid(
             "name",
             format!(
-                "name: {name:?} is not valid; use 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or '_'"
+                "name: {name:?} is not valid; use 1 to 128 letters, digits, '_', '.' or '-', \
+                 starting with a letter or '_'"
             ),
         ))
     }

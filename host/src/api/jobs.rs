@@ -80,7 +80,11 @@ pub const MAX_BATCH_BODY: usize = 16 << 20;
     responses(
         (status = 201, description = "enqueued; some jobs may have existed", body = BatchReport),
         (status = 200, description = "every job's `job_id` existed already", body = BatchReport),
-        (status = 400, description = "a job's field is malformed or out of range", body = ErrorBody),
+        (
+            status = 400,
+            description = "a job's field is malformed or out of range",
+            body = ErrorBody
+        ),
         (status = 413, description = "the body is over 16 MiB", body = ErrorBody),
         (status = 422, description = "a job's kind has no deployed module", body = ErrorBody),
     )
@@ -121,7 +125,12 @@ pub async fn job_batch(
         other => other?,
     };
     let total = inserted.ids.len() as u64;
-    tracing::info!(tenant = %caller.tenant, jobs = total, created = inserted.created, "batch enqueued");
+    tracing::info!(
+        tenant = %caller.tenant,
+        jobs = total,
+        created = inserted.created,
+        "batch enqueued",
+    );
     let status = if inserted.created > 0 {
         StatusCode::CREATED
     } else {
@@ -266,7 +275,8 @@ pub async fn job_list(
                 Err(queue::Error::JobNotFound) => {
                     return Err(Error::invalid(
                         "cursor",
-                        "cursor: the job it continues from is gone (pruned); list again from the start",
+                        "cursor: the job it continues from is gone (pruned); \
+                         list again from the start",
                     ));
                 }
                 Err(e) => return Err(e.into()),

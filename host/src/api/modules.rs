@@ -95,7 +95,13 @@ pub async fn module_deploy(
     )
     .await?;
     if created {
-        tracing::info!(tenant = %caller.tenant, kind, version = module.version, digest, "module deployed");
+        tracing::info!(
+            tenant = %caller.tenant,
+            kind,
+            version = module.version,
+            digest,
+            "module deployed",
+        );
     }
     let status = if created {
         StatusCode::CREATED

@@ -46,7 +46,11 @@ pub async fn run(config: &MaintenanceConfig, pool: &PgPool, shutdown: &Cancellat
                     due.min(config.scheduler_interval)
                 }),
             Err(e) => {
-                tracing::warn!(service = "scheduler", error = %error_chain(&e), "maintenance run failed");
+                tracing::warn!(
+                    service = "scheduler",
+                    error = %error_chain(&e),
+                    "maintenance run failed",
+                );
                 config.scheduler_interval
             }
         };

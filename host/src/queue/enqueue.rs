@@ -113,7 +113,9 @@ async fn job_find(conn: &mut PgConnection, tenant: &str, id: &str) -> Result<Opt
 
 async fn kind_exists(conn: &mut PgConnection, tenant: &str, kind: &str) -> Result<bool> {
     let exists = sqlx::query_scalar!(
-        r#"select exists(select 1 from spool.modules where tenant = $1 and kind = $2) as "exists!""#,
+        r#"
+        select exists(select 1 from spool.modules where tenant = $1 and kind = $2) as "exists!"
+        "#,
         tenant,
         kind
     )

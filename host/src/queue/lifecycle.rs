@@ -226,7 +226,9 @@ pub async fn job_progress(
     let updated = sqlx::query!(
         r#"
         update spool.jobs
-        set progress = jsonb_build_object('percent', $3::smallint, 'message', $4::text, 'at', now()),
+        set progress = jsonb_build_object(
+                'percent', $3::smallint, 'message', $4::text, 'at', now()
+            ),
             leased_until = greatest(leased_until, now() + make_interval(secs => $5))
         where seq = $1 and attempt = $2 and state = 'running'
         "#,

@@ -469,7 +469,8 @@ pub fn verdict(c: &Collected) -> Verdict {
         "workers recovered from each database restart",
         bad,
         format!(
-            "{} restarts; latency back under {normal:.2}s (p50 before faults {baseline:.3}s) after {}",
+            "{} restarts; latency back under {normal:.2}s (p50 before faults {baseline:.3}s) \
+             after {}",
             c.restarts.len(),
             if recoveries.is_empty() {
                 "-".into()

@@ -94,7 +94,11 @@ impl Host for State {
         match queue::job_insert(&mut conn, &new).await {
             Ok(inserted) => {
                 self.job_calls.enqueued += 1;
-                tracing::debug!(follow_up = %inserted.job.id, created = inserted.created, "enqueued a follow-up job");
+                tracing::debug!(
+                    follow_up = %inserted.job.id,
+                    created = inserted.created,
+                    "enqueued a follow-up job",
+                );
                 Ok(Ok(Enqueued {
                     id: inserted.job.id,
                     created: inserted.created,
