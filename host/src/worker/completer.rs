@@ -2,7 +2,8 @@
 //!
 //! Attempts hand their outcome over a channel; the completer writes
 //! whatever has queued up in one statement, so that batches grow with the
-//! load while a lone outcome is written at once.
+//! load. While other attempts still run, a batch waits up to [`LINGER`]
+//! for their outcomes to join it; a lone outcome is written at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ use crate::telemetry::error_chain;
 const MAX_BATCH: usize = 500;
 /// Outcomes waiting to be written before attempts wait to hand theirs over.
 const QUEUE_CAPACITY: usize = 4096;
+/// How long a batch waits for the outcomes of attempts still running.
+const LINGER: Duration = Duration::from_millis(2);
 
 /// What to record for an attempt.
 #[derive(Debug)]
@@ -59,19 +62,36 @@ pub type Sender = mpsc::Sender<Handover>;
 pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
     let task = tokio::spawn(async move {
-        let mut batch: Vec<Handover> = Vec::with_capacity(MAX_BATCH);
-        while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let completions: Vec<&Completion> = batch.iter().map(|h| &h.completion).collect();
-            write(&shared, &completions).await;
-            for Handover { completion, slot } in batch.drain(..) {
-                let (seq, attempt) = completion.key();
-                shared.inflight.remove(seq, attempt);
-                drop(slot);
+        loop {
+            let mut batch: Vec<Handover> = Vec::with_capacity(MAX_BATCH);
+            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                break;
             }
-            shared.wake.notify_one();
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < MAX_BATCH && shared.inflight.running() > 0 {
+                let room = MAX_BATCH - batch.len();
+                let more = receiver.recv_many(&mut batch, room);
+                if !matches!(tokio::time::timeout_at(deadline, more).await, Ok(1..)) {
+                    break;
+                }
+            }
+            write_batch(&shared, batch).await;
         }
     });
     (sender, task)
+}
+
+/// Writes one batch, then frees its attempts' slots and wakes the claim
+/// loop.
+async fn write_batch(shared: &Shared, batch: Vec<Handover>) {
+    let completions: Vec<&Completion> = batch.iter().map(|h| &h.completion).collect();
+    write(shared, &completions).await;
+    for Handover { completion, slot } in batch {
+        let (seq, attempt) = completion.key();
+        shared.inflight.remove(seq, attempt);
+        drop(slot);
+    }
+    shared.wake.notify_one();
 }
 
 async fn write(shared: &Shared, batch: &[&Completion]) {
@@ -95,7 +115,12 @@ async fn write(shared: &Shared, batch: &[&Completion]) {
         {
             let release = || queue::job_release(&shared.pool, *seq, *attempt, *delay);
             if let Err(e) = retrying(shared, "hand job back", release).await {
-                tracing::warn!(seq, attempt, error = %error_chain(&e), "could not hand job back; it will be rescued");
+                tracing::warn!(
+                    seq,
+                    attempt,
+                    error = %error_chain(&e),
+                    "could not hand job back; it will be rescued",
+                );
             }
         }
     }
@@ -105,12 +130,20 @@ async fn write(shared: &Shared, batch: &[&Completion]) {
 /// (a row it cannot store), writes them one by one, and records a row that
 /// still fails as discarded with the reason.
 async fn finish_all(shared: &Shared, finishes: &[Finish]) {
+    let started = Instant::now();
     match retrying(shared, "record outcomes", || {
         queue::job_finish_many(&shared.pool, finishes)
     })
     .await
     {
-        Ok(_) => return,
+        Ok(_) => {
+            tracing::debug!(
+                count = finishes.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "recorded outcomes"
+            );
+            return;
+        }
         Err(e) if !is_data_error(&e) => {
             tracing::warn!(
                 count = finishes.len(),
@@ -143,7 +176,11 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
             &RetryPolicy::default(),
         );
         if let Err(e) = queue::job_finish_many(&shared.pool, &[discard]).await {
-            tracing::error!(seq = finish.seq, error = %error_chain(&e), "could not record a discarded outcome");
+            tracing::error!(
+                seq = finish.seq,
+                error = %error_chain(&e),
+                "could not record a discarded outcome",
+            );
         }
     }
 }

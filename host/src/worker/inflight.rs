@@ -115,6 +115,11 @@ impl InFlight {
             .map(|e| e.stop.clone())
     }
 
+    /// Attempts whose guest has not returned yet.
+    pub fn running(&self) -> usize {
+        self.lock().values().filter(|e| !e.ended).count()
+    }
+
     /// Forgets an attempt once its outcome is written.
     pub fn remove(&self, seq: i64, attempt: i32) {
         let mut entries = self.lock();

@@ -257,7 +257,8 @@ async fn claim(
 ) -> Result<Vec<queue::Claimed>, queue::Error> {
     let cursor = shared.cursor(queue);
     // The claim's lease starts no sooner than the statement is sent.
-    let lease_until = std::time::Instant::now() + shared.config.lease;
+    let sent = std::time::Instant::now();
+    let lease_until = sent + shared.config.lease;
     let jobs = queue::job_claim(
         &shared.pool,
         queue,
@@ -271,7 +272,13 @@ async fn claim(
         shared.set_cursor(queue, next);
     }
     if !jobs.is_empty() {
-        tracing::debug!(worker_id = %shared.config.worker_id, queue, claimed = jobs.len(), "claimed jobs");
+        tracing::debug!(
+            worker_id = %shared.config.worker_id,
+            queue,
+            claimed = jobs.len(),
+            elapsed_us = sent.elapsed().as_micros() as u64,
+            "claimed jobs"
+        );
     }
     for job in &jobs {
         shared.inflight.insert(job.seq, job.attempt, lease_until);

@@ -67,7 +67,8 @@ impl Chaos<'_> {
     }
 
     /// Enqueues one job, retrying while the API or the database is down
-    /// (the `job_id` makes a repeat harmless). Returns when it was taken.
+    /// (the `job_id` makes a repeat harmless). Returns when the request
+    /// that was taken was sent.
     pub(super) async fn enqueue(
         &self,
         id: &str,
@@ -85,8 +86,9 @@ impl Chaos<'_> {
         self.record().expected.insert(id.to_string(), expect);
         let mut failures = 0;
         loop {
+            let sent = Utc::now();
             match self.client.job_enqueue(&request).await {
-                Ok(_) => return Ok(Utc::now()),
+                Ok(_) => return Ok(sent),
                 Err(crate::client::Error::Api { status, body }) if status < 500 => {
                     bail!("enqueue {id}: {} ({status})", body.message)
                 }
