@@ -199,6 +199,7 @@ pub async fn token_revoke(
     State(state): State<AppState>,
     PathParam(id): PathParam,
 ) -> Result<StatusCode> {
+    rules::check_token_id("id", &id)?;
     if queue::token_revoke(&state.pool, &caller.tenant, &id).await? {
         state.tokens.forget_token(&id);
         tracing::info!(tenant = %caller.tenant, token_id = %id, "token revoked");

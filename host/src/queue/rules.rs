@@ -103,6 +103,18 @@ pub fn check_job_id(field: &str, id: &str) -> Result<(), Invalid> {
     Err(Invalid::new(field, problem))
 }
 
+/// A token id: the 16 lowercase hex digits after `sp_` in a token.
+pub fn check_token_id(field: &str, id: &str) -> Result<(), Invalid> {
+    if id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            field,
+            format!("{id:?} is not a token id; ids are 16 hex digits, as `spool token list` shows"),
+        ))
+    }
+}
+
 /// A priority: 0 (first) to 9 (last).
 pub fn check_priority(field: &str, priority: i64) -> Result<i16, Invalid> {
     match priority {

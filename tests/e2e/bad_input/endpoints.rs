@@ -179,6 +179,28 @@ async fn bad_prune_requests_are_refused_and_delete_nothing() {
     spool.stop().await;
 }
 
+/// A token id that cannot be one is refused as malformed (400), naming
+/// the id; a well-formed id of no live token is 404. Nothing is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_token_ids_are_refused_before_any_lookup() {
+    let spool = Harness::start().await;
+    let before = spool.client.token_list().await.expect("list tokens");
+    let mut answers = Vec::new();
+    for id in ["xyz", "0123456789ABCDEF", "0123456789abcdef0", "%20"] {
+        answers.push(send(&spool, Method::DELETE, &format!("/v1/tokens/{id}"), "").await);
+    }
+    let missing = send(&spool, Method::DELETE, "/v1/tokens/0123456789abcdef", "").await;
+    let after = spool.client.token_list().await.expect("list tokens");
+
+    for answer in &answers {
+        assert_refused(answer, 400, "invalid_request", Some("id"), "16 hex digits");
+    }
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert_eq!(missing.body["code"], "not_found");
+    assert_eq!(after.tokens.len(), before.tokens.len());
+    spool.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_entries_are_refused() {
     let spool = Harness::start().await;
