@@ -23,7 +23,16 @@ pub enum Error {
     /// The API answered with an error.
     #[error("{} ({status}){}", body.message, field_suffix(body))]
     Api { status: u16, body: ErrorBody },
-    /// The API could not be reached or answered something unreadable.
+    /// Nothing answered at the API's address.
+    #[error(
+        "cannot reach the Spool API at {url}: is `spool serve` running there? (--url or SPOOL_URL)"
+    )]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The request failed on the way, or the answer was unreadable.
     #[error("request to {url} failed")]
     Transport {
         url: String,
@@ -135,9 +144,15 @@ impl Client {
     }
 
     async fn send_raw(&self, request: RequestBuilder) -> Result<(StatusCode, bytes::Bytes)> {
-        let transport = |source| Error::Transport {
-            url: self.base.clone(),
-            source,
+        let transport = |source: reqwest::Error| match source.is_connect() {
+            true => Error::Unreachable {
+                url: self.base.clone(),
+                source,
+            },
+            false => Error::Transport {
+                url: self.base.clone(),
+                source,
+            },
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();

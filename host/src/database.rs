@@ -26,6 +26,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Error {
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
+    #[error(
+        "database {database:?} does not exist: create it (createdb {database}), or leave \
+         DATABASE_URL unset to use the local `spool` database, which Spool creates"
+    )]
+    Missing { database: String },
     #[error("connect to database {database:?}")]
     Connect {
         database: String,
@@ -114,9 +119,14 @@ impl Target {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(self.options.clone())
             .await
-            .map_err(|source| Error::Connect {
-                database: self.database(),
-                source,
+            .map_err(|source| match is_missing_database(&source) {
+                true => Error::Missing {
+                    database: self.database(),
+                },
+                false => Error::Connect {
+                    database: self.database(),
+                    source,
+                },
             })?;
         migrator().run(&pool).await?;
         Ok(pool)

@@ -22,6 +22,8 @@
 //! A guest's failure is job data, kept in the job's errors; it is logged at
 //! `info` or `warn` with `blame = "guest"`, never at `error`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -51,6 +53,7 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_span_events(FmtSpan::NONE);
     match format {
         LogFormat::Text => builder.init(),

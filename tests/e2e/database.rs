@@ -57,6 +57,8 @@ async fn a_missing_database_named_by_url_is_an_error() {
     let message = format!("{error}");
     assert_eq!(
         message,
-        "connect to database \"spool_test_no_such_database\""
+        "database \"spool_test_no_such_database\" does not exist: create it \
+         (createdb spool_test_no_such_database), or leave DATABASE_URL unset to use \
+         the local `spool` database, which Spool creates"
     );
 }
