@@ -385,7 +385,8 @@ async fn api_errors_exit_nonzero_with_the_api_message() {
     }
     assert!(
         unknown_kind.stderr.contains(
-            "kind \"user:never-deployed\" has no deployed module; deploy one first (422), field kind"
+            "kind \"user:never-deployed\" has no deployed module; \
+             deploy one first (422), field kind"
         ),
         "{}",
         unknown_kind.stderr

@@ -120,12 +120,28 @@ async fn snapshot(world: &World) -> Value {
             .fetch_all(&world.spool.db.pool)
             .await
             .expect("kv");
-    json!({
-        "jobs": rows.iter().filter(|r| r.0 == TENANT).map(|r| json!([r.1, r.2, r.3, r.4])).collect::<Vec<_>>(),
-        "config": config.iter().filter(|r| r.0 == TENANT).map(|r| json!([r.1, r.2])).collect::<Vec<_>>(),
-        "modules": modules.iter().filter(|r| r.0 == TENANT).map(|r| json!([r.1, r.2])).collect::<Vec<_>>(),
-        "kv": kv.iter().filter(|r| r.0 == TENANT).map(|r| json!([r.1, r.2])).collect::<Vec<_>>(),
-    })
+    let mine = |tenant: &String| tenant == TENANT;
+    let jobs: Vec<Value> = rows
+        .iter()
+        .filter(|r| mine(&r.0))
+        .map(|r| json!([r.1, r.2, r.3, r.4]))
+        .collect();
+    let config: Vec<Value> = config
+        .iter()
+        .filter(|r| mine(&r.0))
+        .map(|r| json!([r.1, r.2]))
+        .collect();
+    let modules: Vec<Value> = modules
+        .iter()
+        .filter(|r| mine(&r.0))
+        .map(|r| json!([r.1, r.2]))
+        .collect();
+    let kv: Vec<Value> = kv
+        .iter()
+        .filter(|r| mine(&r.0))
+        .map(|r| json!([r.1, r.2]))
+        .collect();
+    json!({"jobs": jobs, "config": config, "modules": modules, "kv": kv})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,7 +352,12 @@ async fn a_guest_reaches_only_its_own_tenants_kv_config_secrets_and_queue() {
     .await;
     let follow_up = run(
         "b-enqueue",
-        json!({"do": "enqueue", "kind": "probe", "params": echo(json!("child")), "job_id": "b-child"}),
+        json!({
+            "do": "enqueue",
+            "kind": "probe",
+            "params": echo(json!("child")),
+            "job_id": "b-child"
+        }),
     )
     .await;
     let child = b
@@ -382,7 +403,10 @@ async fn the_sql_function_enqueues_only_into_the_tenant_it_names() {
         .expect("deploy");
     // B enqueues under the id of A's job; A's job is untouched.
     let id = sqlx::query_scalar::<_, String>(
-        r#"select spool.enqueue('tenant-b', 'probe', '{"do": "echo", "value": 7}', job_id => 'a-waiting')"#,
+        r#"
+        select spool.enqueue('tenant-b', 'probe', '{"do": "echo", "value": 7}',
+                             job_id => 'a-waiting')
+        "#,
     )
     .fetch_one(pool)
     .await

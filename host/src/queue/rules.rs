@@ -105,7 +105,7 @@ pub fn check_job_id(field: &str, id: &str) -> Result<(), Invalid> {
 
 /// A token id: the 16 lowercase hex digits after `sp_` in a token.
 pub fn check_token_id(field: &str, id: &str) -> Result<(), Invalid> {
-    if id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if super::tenants::is_token_id(id) {
         Ok(())
     } else {
         Err(Invalid::new(

@@ -245,8 +245,17 @@ pub async fn token_lookup(db: impl PgExecutor<'_>, id: &str) -> Result<Option<St
 pub fn split_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(id, 16) && hex(secret, 64)).then_some((id, secret))
+    (is_lower_hex(id, 16) && is_lower_hex(secret, 64)).then_some((id, secret))
+}
+
+/// Whether `id` has the shape of a token id: 16 lowercase hex digits, as
+/// [`token_create`] makes them.
+pub fn is_token_id(id: &str) -> bool {
+    is_lower_hex(id, 16)
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -266,6 +275,7 @@ mod tests {
             &format!("xx_{}_{}", "a".repeat(16), "b".repeat(64)),
             &format!("sp_{}_{}", "a".repeat(15), "b".repeat(64)),
             &format!("sp_{}_{}", "a".repeat(16), "g".repeat(64)),
+            &format!("sp_{}_{}", "A".repeat(16), "b".repeat(64)),
             &format!("sp_{}_{}x", "a".repeat(16), "b".repeat(64)),
         ] {
             assert_eq!(split_token(bad), None, "{bad:?}");
