@@ -74,6 +74,9 @@ pub enum Error {
         action: &'static str,
         allowed: &'static str,
     },
+    /// An outcome to record is not valid JSON.
+    #[error("outcome is not valid JSON")]
+    InvalidJson(#[from] serde_json::Error),
     /// The database failed or refused the statement.
     #[error("database")]
     Database(#[from] sqlx::Error),
