@@ -152,6 +152,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
          name must contain \"bench\"",
         target.database()
     );
+    output::warn_if_debug_build("benchmark figures");
     let bench = Bench {
         target,
         sizes: args.sizes,

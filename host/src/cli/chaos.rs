@@ -166,7 +166,12 @@ impl ChaosReport {
 pub async fn chaos(args: ChaosArgs) -> anyhow::Result<()> {
     let spool = match args.worker_binary {
         Some(path) => path,
-        None => std::env::current_exe().context("find the spool binary")?,
+        None => {
+            if !args.scale_out.is_empty() {
+                super::output::warn_if_debug_build("scale-out figures");
+            }
+            std::env::current_exe().context("find the spool binary")?
+        }
     };
     let mut options = ChaosOptions::new(spool, args.duration, args.jobs, args.workers);
     options.concurrency = args.concurrency;

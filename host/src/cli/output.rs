@@ -13,6 +13,18 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says on standard error, in a debug build, that the `figures` it
+/// measures fall far below a release build's, which the published ones
+/// come from.
+pub fn warn_if_debug_build(figures: &str) {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: this is a debug build; its {figures} are several times below those of \
+             a release build (cargo build --release)"
+        );
+    }
+}
+
 /// A time as RFC 3339 to the second.
 pub fn time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
