@@ -121,7 +121,7 @@ impl From<queue::Error> for Error {
             e @ queue::Error::InvalidState { .. } => Self::Conflict(e.to_string()),
             queue::Error::Database(e) if is_unreachable(&e) => Self::Unavailable(error_chain(&e)),
             queue::Error::Database(e) => Self::Internal(error_chain(&e)),
-            e @ queue::Error::InvalidJson(_) => Self::Internal(error_chain(&e)),
+            e @ queue::Error::InvalidOutcome { .. } => Self::Internal(error_chain(&e)),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 
-use super::{JobState, Result};
+use super::{Error, JobState, Result};
 
 /// A job claimed for one attempt, with the module to run it.
 #[derive(Debug, Clone)]
@@ -345,6 +345,10 @@ impl<'a> Outcome<'a> {
             text.as_deref()
                 .map(serde_json::from_str::<&RawValue>)
                 .transpose()
+                .map_err(|source| Error::InvalidOutcome {
+                    seq: finish.seq,
+                    source,
+                })
         };
         Ok(Self {
             attempt: finish.attempt,
@@ -513,7 +517,7 @@ mod tests {
         };
         assert!(matches!(
             Outcome::of(&finish),
-            Err(crate::queue::Error::InvalidJson(_))
+            Err(Error::InvalidOutcome { seq: 1, .. })
         ));
     }
 }

@@ -74,9 +74,13 @@ pub enum Error {
         action: &'static str,
         allowed: &'static str,
     },
-    /// An outcome to record is not valid JSON.
-    #[error("outcome is not valid JSON")]
-    InvalidJson(#[from] serde_json::Error),
+    /// The result or error to record for an attempt is not valid JSON.
+    #[error("the outcome of job seq {seq} is not valid JSON")]
+    InvalidOutcome {
+        seq: i64,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The database failed or refused the statement.
     #[error("database")]
     Database(#[from] sqlx::Error),

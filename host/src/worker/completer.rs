@@ -222,7 +222,7 @@ fn is_data_error(error: &queue::Error) -> bool {
         queue::Error::Database(sqlx::Error::Database(e)) => e
             .code()
             .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
-        queue::Error::InvalidJson(_) => true,
+        queue::Error::InvalidOutcome { .. } => true,
         _ => false,
     }
 }
