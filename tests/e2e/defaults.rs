@@ -1,8 +1,6 @@
 //! The documented resource defaults hold, and the runtime falls back from
 //! the pooling allocator when the machine cannot reserve its pool.
 
-use std::time::Duration;
-
 use serde_json::json;
 use spool::client::DeployOptions;
 use spool::queue::JobState;
@@ -53,26 +51,37 @@ async fn a_worker_runs_at_most_its_concurrency_at_once() {
 
     for i in 0..6 {
         spool
-            .probe(&format!("slow-{i}"), json!({"do": "sleep", "ms": 400}))
+            .probe(
+                &format!("slow-{i}"),
+                json!({"do": "timed_sleep", "ms": 300}),
+            )
             .await;
     }
-    let mut most_running = 0;
-    loop {
-        let (running, finished): (i64, i64) = sqlx::query_as(
-            "select count(*) filter (where state = 'running'), \
-                    count(*) filter (where state = 'completed') from spool.jobs",
-        )
-        .fetch_one(&spool.db.pool)
-        .await
-        .unwrap();
-        most_running = most_running.max(running);
-        if finished == 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Each guest's own clock says when it ran; count how many ran at once
+    // at each start.
+    let mut windows = Vec::new();
+    for i in 0..6 {
+        let job = spool
+            .wait_for_state(&format!("slow-{i}"), JobState::Completed)
+            .await;
+        let result = job.result.expect("a timed sleep returns its window");
+        windows.push((
+            result["began_ms"].as_f64().unwrap(),
+            result["ended_ms"].as_f64().unwrap(),
+        ));
     }
+    let most_at_once = windows
+        .iter()
+        .map(|&(start, _)| {
+            windows
+                .iter()
+                .filter(|&&(began, ended)| began <= start && start < ended)
+                .count()
+        })
+        .max()
+        .unwrap();
 
-    assert_eq!(most_running, 2, "two slots, and both were used");
+    assert_eq!(most_at_once, 2, "two slots, and both were used");
     spool.stop().await;
 }
 

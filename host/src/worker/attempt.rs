@@ -6,16 +6,18 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::completer::{Completion, Handover, Sender};
+use super::completer::{Completion, Sender};
 use super::inflight::{Stop, StopReason};
 use super::{HOST_FAULT_DELAY, Shared};
 use crate::queue::{self, AttemptError, Claimed, FailAction, Finish};
 use crate::runtime::{self, Attempt, Blame, LeaseClock, Limits, Outcome};
 use crate::telemetry::error_chain;
 
-/// Runs `job`'s attempt and hands its outcome to the completer, with
-/// `slot`: the slot stays taken until the outcome is written, so that a
-/// worker never holds more running jobs than its concurrency.
+/// Runs `job`'s attempt in `slot` and hands its outcome to the completer.
+/// The slot is freed once the outcome is handed over: it counts guests at
+/// work, not outcomes waiting to be written. While the completer's queue
+/// is full, the handover waits and keeps the slot, so a worker that cannot
+/// write claims no more.
 pub async fn run(
     shared: Arc<Shared>,
     job: Claimed,
@@ -55,13 +57,10 @@ pub async fn run(
             }
         };
         shared.inflight.end(job.seq, job.attempt);
-        if completions
-            .send(Handover { completion, slot })
-            .await
-            .is_err()
-        {
+        if completions.send(completion).await.is_err() {
             tracing::error!("completer is gone; the outcome is lost and the job will be rescued");
         }
+        shared.free_slot(slot);
     }
     .instrument(span)
     .await

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -47,15 +47,7 @@ impl Completion {
     }
 }
 
-/// An attempt's outcome, with the attempt slot it keeps until the outcome
-/// is written.
-#[derive(Debug)]
-pub struct Handover {
-    pub completion: Completion,
-    pub slot: OwnedSemaphorePermit,
-}
-
-pub type Sender = mpsc::Sender<Handover>;
+pub type Sender = mpsc::Sender<Completion>;
 
 /// Starts the completer. It stops once every sender is dropped and what
 /// they sent is written.
@@ -63,7 +55,7 @@ pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::channel(QUEUE_CAPACITY);
     let task = tokio::spawn(async move {
         loop {
-            let mut batch: Vec<Handover> = Vec::with_capacity(MAX_BATCH);
+            let mut batch: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
             if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
                 break;
             }
@@ -81,20 +73,18 @@ pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
     (sender, task)
 }
 
-/// Writes one batch, then frees its attempts' slots and wakes the claim
-/// loop.
-async fn write_batch(shared: &Shared, batch: Vec<Handover>) {
-    let completions: Vec<&Completion> = batch.iter().map(|h| &h.completion).collect();
-    write(shared, &completions).await;
-    for Handover { completion, slot } in batch {
+/// Writes one batch, then lets go of its attempts and wakes the claim
+/// loop: jobs held back by their tenant's limit may now run.
+async fn write_batch(shared: &Shared, batch: Vec<Completion>) {
+    write(shared, &batch).await;
+    for completion in &batch {
         let (seq, attempt) = completion.key();
         shared.inflight.remove(seq, attempt);
-        drop(slot);
     }
     shared.wake.notify_one();
 }
 
-async fn write(shared: &Shared, batch: &[&Completion]) {
+async fn write(shared: &Shared, batch: &[Completion]) {
     let finishes: Vec<Finish> = batch
         .iter()
         .filter_map(|c| match c {

@@ -21,11 +21,12 @@ mod inflight;
 mod listener;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -110,14 +111,38 @@ struct Shared {
     pool: PgPool,
     runtime: Arc<Runtime>,
     inflight: InFlight,
-    /// Wakes the claim loop: a notification arrived or a slot was freed.
+    /// Wakes the claim loop: a notification arrived, outcomes were written,
+    /// or slots were freed while jobs wait.
     wake: Notify,
+    /// Attempts running at once: a slot is taken at claim and freed when
+    /// the guest has returned and its outcome is handed to the completer.
     slots: Arc<Semaphore>,
+    /// The last claim filled its batch, so more jobs are likely waiting for
+    /// slots to free up.
+    backlog: AtomicBool,
     /// Per queue, the tenant the next claim's walk starts after.
     cursors: Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
+    /// Free slots a claim waits for (all of them are free when the worker
+    /// is idle): under load, one statement then claims many jobs instead
+    /// of one for every attempt that ends.
+    fn low_water(&self) -> usize {
+        (self.config.concurrency / 4).clamp(1, MAX_CLAIM_BATCH)
+    }
+
+    /// Frees an attempt's slot, and wakes the claim loop when jobs are
+    /// waiting and enough slots are free for a claim.
+    fn free_slot(&self, slot: OwnedSemaphorePermit) {
+        drop(slot);
+        if self.backlog.load(Ordering::Relaxed)
+            && self.slots.available_permits() >= self.low_water()
+        {
+            self.wake.notify_one();
+        }
+    }
+
     fn cursor(&self, queue: &str) -> String {
         let cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
         cursors.get(queue).cloned().unwrap_or_default()
@@ -144,6 +169,7 @@ pub async fn run(
         inflight: InFlight::default(),
         wake: Notify::new(),
         slots,
+        backlog: AtomicBool::new(false),
         cursors: Mutex::default(),
     });
     tracing::info!(
@@ -190,22 +216,20 @@ async fn claim_loop(
     completions: &completer::Sender,
     shutdown: &CancellationToken,
 ) {
-    // A claim waits until a quarter of the slots are free (all of them are
-    // when the worker is idle): under load, one statement then claims many
-    // jobs instead of one for every outcome written.
-    let low_water = (shared.config.concurrency / 4).clamp(1, MAX_CLAIM_BATCH);
+    let low_water = shared.low_water();
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
-        let mut claimed_any = false;
+        let mut filled = false;
         for queue in &shared.config.queues {
             let free = shared.slots.available_permits().min(MAX_CLAIM_BATCH);
             if free < low_water {
+                filled = true;
                 break;
             }
             match claim(shared, queue, free).await {
                 Ok(jobs) => {
                     failures = 0;
-                    claimed_any |= !jobs.is_empty();
+                    filled |= jobs.len() == free;
                     for job in jobs {
                         let permit = shared
                             .slots
@@ -228,16 +252,18 @@ async fn claim_loop(
             }
         }
 
-        // With every slot busy, wait for one to free up; with nothing
-        // claimed, wait for a notification or the poll interval; after a
-        // full batch, claim again at once.
+        // After a full batch, claim again at once, or once enough slots are
+        // free; after a short one, wait for a notification, for written
+        // outcomes (which free room under tenants' limits) or the poll
+        // interval.
+        shared.backlog.store(filled, Ordering::Relaxed);
         let wait = if failures > 0 {
             RetryPolicy {
                 base: Duration::from_millis(100),
                 cap: Duration::from_secs(5),
             }
             .delay(failures)
-        } else if claimed_any && shared.slots.available_permits() >= low_water {
+        } else if filled && shared.slots.available_permits() >= low_water {
             continue;
         } else {
             shared.config.poll_interval

@@ -3,7 +3,7 @@
 //!
 //! Params: `{"do": "<action>", ...}`; see [`Action`].
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,6 +27,9 @@ enum Action {
     },
     /// Sleeps for `ms` (yielding to the host), then returns.
     Sleep { ms: u64 },
+    /// Sleeps like `sleep` and returns when it began and ended, in Unix
+    /// milliseconds, so that tests can see which attempts overlapped.
+    TimedSleep { ms: u64 },
     /// Spins without calling the host.
     Spin,
     /// Panics with `message`.
@@ -132,6 +135,15 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             )]
             std::thread::sleep(Duration::from_millis(ms));
             Ok(json!({ "slept_ms": ms }))
+        }
+        Action::TimedSleep { ms } => {
+            let began_ms = unix_ms();
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "a guest's sleep waits on a host pollable and blocks no host thread"
+            )]
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(json!({ "began_ms": began_ms, "ended_ms": unix_ms() }))
         }
         Action::Spin => {
             let mut n: u64 = 0;
@@ -285,6 +297,13 @@ fn sandbox() -> Value {
         "env": std::env::vars().count(),
         "args": std::env::args().count(),
         "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("denied: {e}")),
-        "wall_clock": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok(),
+        "wall_clock": SystemTime::now().duration_since(UNIX_EPOCH).is_ok(),
     })
+}
+
+/// The wall clock, in Unix milliseconds.
+fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64() * 1000.0)
 }
