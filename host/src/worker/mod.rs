@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -109,6 +110,8 @@ fn new_worker_id() -> String {
 struct Shared {
     config: WorkerConfig,
     pool: PgPool,
+    /// The claim loop's connection; see [`claim_pool`].
+    claims: PgPool,
     runtime: Arc<Runtime>,
     inflight: InFlight,
     /// Wakes the claim loop: a notification arrived, outcomes were written,
@@ -164,6 +167,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let shared = Arc::new(Shared {
         config,
+        claims: claim_pool(&pool),
         pool,
         runtime,
         inflight: InFlight::default(),
@@ -207,7 +211,31 @@ pub async fn run(
     }
     background.cancel();
     let _ = tokio::join!(heartbeat, listener);
+    shared.claims.close().await;
     tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
+}
+
+/// A connection of its own for the claim statement, set up for it.
+///
+/// - `plan_cache_mode`: PostgreSQL judges the claim's generic plan no
+///   cheaper than a custom one and would plan every execution anew, about
+///   0.7 ms: more than it then takes to claim a job. The generic plan runs
+///   as fast, as the claim's SQL leads every plan through the claim index.
+/// - `synchronous_commit`: a claim does not wait for its commit to reach
+///   disk, which saves a flush on every claim. If the database crashes
+///   before the claim is flushed, the claim is undone and the job runs
+///   again, as after a lost lease: jobs run at least once, not exactly
+///   once. Outcomes are written with a synchronous commit, which flushes
+///   every earlier claim too.
+fn claim_pool(pool: &PgPool) -> PgPool {
+    let options = pool.connect_options().as_ref().clone().options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("synchronous_commit", "off"),
+    ]);
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with(options)
 }
 
 async fn claim_loop(
@@ -286,7 +314,7 @@ async fn claim(
     let sent = std::time::Instant::now();
     let lease_until = sent + shared.config.lease;
     let jobs = queue::job_claim(
-        &shared.pool,
+        &shared.claims,
         queue,
         limit as i64,
         &shared.config.worker_id,
