@@ -6,7 +6,7 @@ use spool::queue::JobState;
 
 use crate::support::recorder::Recorder;
 use crate::support::worker_process::WorkerProcess;
-use crate::support::{Harness, TestDb, ledger};
+use crate::support::{Harness, TestDb, echo, ledger};
 
 /// The distinct `worker_id`s that jobs were last run by.
 async fn worker_ids(db: &TestDb) -> Vec<String> {
@@ -108,5 +108,53 @@ async fn a_killed_workers_job_is_rescued_and_finished_by_the_other() {
     assert!(error.contains(&holder), "{error}");
     assert_eq!(worker_ids(&spool.db).await, [survivor]);
     drop(workers);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_worker_compiles_the_modules_of_waiting_jobs_before_it_claims() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+    spool
+        .deploy("stats", "user-stats", Default::default())
+        .await;
+    spool.probe("echo", echo(json!("warm"))).await;
+    spool
+        .enqueue(EnqueueRequest {
+            kind: "stats".into(),
+            params: json!({"user_id": 1}),
+            job_id: Some("stats".into()),
+            ..EnqueueRequest::default()
+        })
+        .await;
+
+    let worker = WorkerProcess::start(&spool.db, &[]).await;
+    spool.wait_for_state("echo", JobState::Completed).await;
+    spool
+        .wait_until("stats", "finished", |job| job.finalized_at.is_some())
+        .await;
+
+    let log = worker.log();
+    let position = |needle: &str| log.iter().position(|line| line.contains(needle));
+    let warmed = position("compiled the modules of waiting jobs before claiming")
+        .unwrap_or_else(|| panic!("no warm-up in the worker's log:\n{}", log.join("\n")));
+    assert!(
+        log[warmed].contains(r#""compiled":2"#),
+        "both components compiled: {}",
+        log[warmed]
+    );
+    let first_attempt = position(r#""attempt"#).expect("the attempts are logged");
+    assert!(
+        warmed < first_attempt,
+        "an attempt ran before the warm-up ended:\n{}",
+        log.join("\n")
+    );
+    let compiles = log.iter().filter(|l| l.contains("compiled module")).count();
+    assert_eq!(
+        compiles,
+        2,
+        "each component compiled once:\n{}",
+        log.join("\n")
+    );
     spool.stop().await;
 }

@@ -36,7 +36,10 @@ pub use manage::{
     CancelOutcome, JobCount, JobFilter, job_cancel, job_counts, job_get, job_list, job_prune,
     job_retry,
 };
-pub use module::{Module, ModuleOptions, module_bytes, module_head, module_insert, module_list};
+pub use module::{
+    Module, ModuleOptions, module_bytes, module_digests_ready, module_head, module_insert,
+    module_list,
+};
 pub use retry::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BASE, DEFAULT_RETRY_CAP, FailAction, RetryPolicy,
 };

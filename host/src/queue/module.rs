@@ -143,6 +143,35 @@ pub async fn module_list(db: impl PgExecutor<'_>, tenant: &str) -> Result<Vec<Mo
     Ok(modules)
 }
 
+/// Digests of the newest modules of the kinds among the next `sample`
+/// available jobs of `queues`, in the claim index's order: the components
+/// a starting worker's first claims will run.
+pub async fn module_digests_ready(
+    db: impl PgExecutor<'_>,
+    queues: &[String],
+    sample: i64,
+) -> Result<Vec<String>> {
+    let digests = sqlx::query_scalar!(
+        r#"
+        select distinct on (m.tenant, m.kind) m.digest
+        from (
+            select distinct tenant, kind from (
+                select tenant, kind from spool.jobs
+                where state = 'available' and queue = any($1)
+                limit $2
+            ) next
+        ) k
+        join spool.modules m on m.tenant = k.tenant and m.kind = k.kind
+        order by m.tenant, m.kind, m.version desc
+        "#,
+        queues,
+        sample,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(digests)
+}
+
 /// The component bytes with this digest.
 pub async fn module_bytes(db: impl PgExecutor<'_>, digest: &str) -> Result<Option<Vec<u8>>> {
     let bytes = sqlx::query_scalar!(

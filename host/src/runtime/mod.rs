@@ -196,7 +196,14 @@ impl Runtime {
                 let (engine, linker) = (self.engine.clone(), self.linker.clone());
                 let digest = digest.to_string();
                 tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
                     let pre = compile(&engine, &linker, &bytes).map_err(|e| e.to_string())?;
+                    tracing::info!(
+                        digest,
+                        size_bytes = bytes.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "compiled module"
+                    );
                     Ok::<_, String>(Arc::new(Prepared { pre, digest }))
                 })
                 .await

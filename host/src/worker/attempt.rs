@@ -9,9 +9,8 @@ use tracing::Instrument;
 use super::completer::{Completion, Sender};
 use super::inflight::{Stop, StopReason};
 use super::{HOST_FAULT_DELAY, Shared};
-use crate::queue::{self, AttemptError, Claimed, FailAction, Finish};
+use crate::queue::{AttemptError, Claimed, FailAction, Finish};
 use crate::runtime::{self, Attempt, Blame, LeaseClock, Limits, Outcome};
-use crate::telemetry::error_chain;
 
 /// Runs `job`'s attempt in `slot` and hands its outcome to the completer.
 /// The slot is freed once the outcome is handed over: it counts guests at
@@ -76,14 +75,7 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop, lease: &LeaseClock
             elapsed: Duration::ZERO,
         };
     };
-    let load = async {
-        match queue::module_bytes(&shared.pool, digest).await {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err("no module with this digest is stored".to_string()),
-            Err(e) => Err(error_chain(&e)),
-        }
-    };
-    let prepared = match shared.runtime.prepare(digest, load).await {
+    let prepared = match shared.prepare(digest).await {
         Ok(prepared) => prepared,
         Err(e) => return Outcome::host_fault(format!("load module {digest}: {e}")),
     };

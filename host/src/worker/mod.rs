@@ -23,8 +23,9 @@ mod listener;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::queue::{self, RetryPolicy};
-use crate::runtime::Runtime;
+use crate::runtime::{Prepared, Runtime};
 use crate::telemetry::error_chain;
 
 use inflight::InFlight;
@@ -47,6 +48,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Delay before a job handed back after a host fault may run again.
 const HOST_FAULT_DELAY: Duration = Duration::from_secs(5);
+/// Waiting jobs whose kinds a starting worker compiles before it claims.
+const WARM_UP_SAMPLE: i64 = 1_000;
 /// Most jobs claimed in one statement.
 const MAX_CLAIM_BATCH: usize = 500;
 
@@ -146,6 +149,18 @@ impl Shared {
         }
     }
 
+    /// The component with `digest`, loaded and compiled on first use.
+    async fn prepare(&self, digest: &str) -> Result<Arc<Prepared>, String> {
+        let load = async {
+            match queue::module_bytes(&self.pool, digest).await {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => Err("no module with this digest is stored".to_string()),
+                Err(e) => Err(error_chain(&e)),
+            }
+        };
+        self.runtime.prepare(digest, load).await
+    }
+
     fn cursor(&self, queue: &str) -> String {
         let cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
         cursors.get(queue).cloned().unwrap_or_default()
@@ -188,6 +203,10 @@ pub async fn run(
     let heartbeat = tokio::spawn(inflight::heartbeat(shared.clone(), background.clone()));
     let listener = tokio::spawn(listener::run(shared.clone(), background.clone()));
 
+    tokio::select! {
+        () = warm_up(&shared) => {}
+        () = shutdown.cancelled() => {}
+    }
     let attempts = TaskTracker::new();
     claim_loop(&shared, &attempts, &completions, &shutdown).await;
 
@@ -236,6 +255,42 @@ fn claim_pool(pool: &PgPool) -> PgPool {
         .max_connections(1)
         .acquire_timeout(pool.options().get_acquire_timeout())
         .connect_lazy_with(options)
+}
+
+/// Compiles the components that the first claims will run, so that their
+/// jobs do not wait on the compiler: those of the kinds among the next
+/// [`WARM_UP_SAMPLE`] jobs in line. A module that fails to load or compile
+/// is left for its jobs' attempts to report.
+async fn warm_up(shared: &Shared) {
+    let started = Instant::now();
+    let digests = match queue::module_digests_ready(
+        &shared.pool,
+        &shared.config.queues,
+        WARM_UP_SAMPLE,
+    )
+    .await
+    {
+        Ok(digests) => digests,
+        Err(e) => {
+            tracing::warn!(
+                worker_id = %shared.config.worker_id,
+                error = %error_chain(&e),
+                "could not look up the modules of waiting jobs; they compile on first use"
+            );
+            return;
+        }
+    };
+    if digests.is_empty() {
+        return;
+    }
+    let prepared = join_all(digests.iter().map(|digest| shared.prepare(digest))).await;
+    tracing::info!(
+        worker_id = %shared.config.worker_id,
+        compiled = prepared.iter().filter(|p| p.is_ok()).count(),
+        failed = prepared.iter().filter(|p| p.is_err()).count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compiled the modules of waiting jobs before claiming"
+    );
 }
 
 async fn claim_loop(
@@ -311,7 +366,7 @@ async fn claim(
 ) -> Result<Vec<queue::Claimed>, queue::Error> {
     let cursor = shared.cursor(queue);
     // The claim's lease starts no sooner than the statement is sent.
-    let sent = std::time::Instant::now();
+    let sent = Instant::now();
     let lease_until = sent + shared.config.lease;
     let jobs = queue::job_claim(
         &shared.claims,
