@@ -8,8 +8,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Bench, CLIENTS, KIND, LONE_TENANT, Measured, POLL, TENANT, build_noop, count, enqueue_direct,
-    noop_request, now_ms, percentile, start, tenant_client,
+    Bench, CLIENTS, KIND, LONE_TENANT, Measured, POLL, TENANT, build_noop, count, drained,
+    enqueue_direct, noop_request, now_ms, percentile, start, tenant_client,
 };
 use crate::api::types::EnqueueRequest;
 use crate::queue::JobState;
@@ -94,10 +94,12 @@ impl Bench {
     pub(super) async fn work(&self, pool: &PgPool) -> anyhow::Result<Measured> {
         let n = self.sizes.work as i64;
         let server = start(pool, true, self.sizes.concurrency).await?;
-        while count(pool, Some(JobState::Completed)).await? < n {
+        while !drained(pool).await? {
             tokio::time::sleep(POLL).await;
         }
         server.stop().await;
+        let completed = count(pool, Some(JobState::Completed)).await?;
+        ensure!(completed == n, "C: {completed} of {n} jobs completed");
         let seconds: f64 = sqlx::query_scalar(
             "select extract(epoch from max(finalized_at) - min(attempted_at))::float8 \
              from spool.jobs where tenant = $1",
@@ -176,11 +178,18 @@ impl Bench {
             lone.job_enqueue(&noop_request(json!({ "n": i }))).await?;
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let total = (self.sizes.work + LONE_JOBS) as i64;
-        while count(pool, Some(JobState::Completed)).await? < total {
+        while !drained(pool).await? {
             tokio::time::sleep(POLL).await;
         }
         server.stop().await;
+        let (total, completed) = (
+            (self.sizes.work + LONE_JOBS) as i64,
+            count(pool, Some(JobState::Completed)).await?,
+        );
+        ensure!(
+            completed == total,
+            "F: {completed} of {total} jobs completed"
+        );
 
         let wait = |tenant: &'static str| {
             sqlx::query_scalar::<_, f64>(
