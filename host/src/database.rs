@@ -20,6 +20,32 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 /// How long to wait for a free connection before an operation fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle for longer than this is checked with a round
+/// trip before it is handed out.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// How Spool's pools hand out connections.
+///
+/// sqlx checks a connection with a round trip when it goes back into the
+/// pool, and by default again when it comes out: on a one-statement API
+/// request or claim, that second check is a third of the time before the
+/// statement starts. Here only a connection idle for over
+/// [`CHECK_AFTER_IDLE`] is checked on the way out, in case the server
+/// closed it meanwhile (a restart, an idle timeout).
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// Why the database could not be reached or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -114,9 +140,7 @@ impl Target {
         if self.create_if_missing {
             self.create_if_missing().await?;
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = pool_options(max_connections)
             .connect_with(self.options.clone())
             .await
             .map_err(|source| match is_missing_database(&source) {

@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::database;
 use crate::queue::{self, RetryPolicy};
 use crate::runtime::{Prepared, Runtime};
 use crate::telemetry::error_chain;
@@ -251,10 +251,7 @@ fn claim_pool(pool: &PgPool) -> PgPool {
         ("plan_cache_mode", "force_generic_plan"),
         ("synchronous_commit", "off"),
     ]);
-    PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .connect_lazy_with(options)
+    database::pool_options(1).connect_lazy_with(options)
 }
 
 /// Compiles the components that the first claims will run, so that their
