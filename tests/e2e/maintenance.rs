@@ -36,17 +36,15 @@ async fn without_worker_or_rescuer() -> Harness {
 }
 
 /// Claims every available job as a worker that will never renew its lease.
+/// The worker that claims and then stops renewing, and one that claims
+/// after it.
+const DEAD: &str = "dead-worker";
+const LIVE: &str = "live-worker";
+
 async fn claim_as_dead_worker(pool: &PgPool) -> Vec<queue::Claimed> {
-    queue::job_claim(
-        pool,
-        "default",
-        100,
-        "dead-worker",
-        Duration::from_millis(100),
-        "",
-    )
-    .await
-    .expect("claim")
+    queue::job_claim(pool, "default", 100, DEAD, Duration::from_millis(100), "")
+        .await
+        .expect("claim")
 }
 
 /// Runs the rescuer until it has rescued `count` jobs; returns the sum of
@@ -309,7 +307,7 @@ async fn a_backoff_counts_from_the_recorded_failure_not_the_transaction_start() 
         &error,
         &policy,
     );
-    queue::job_finish_many(&mut *tx, std::slice::from_ref(&finish))
+    queue::job_finish_many(&mut *tx, Some(DEAD), std::slice::from_ref(&finish))
         .await
         .expect("record the failure");
     tx.commit().await.expect("commit");
@@ -341,11 +339,11 @@ async fn a_rescued_attempt_can_no_longer_write() {
 
     // The dead attempt comes back after the rescue.
     let late = Finish::completed(dead.seq, 1, r#"{"late": true}"#.into());
-    let written = queue::job_finish_many(pool, std::slice::from_ref(&late))
+    let written = queue::job_finish_many(pool, Some(DEAD), std::slice::from_ref(&late))
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let renewed = queue::job_heartbeat(pool, &[dead.seq], &[1], Duration::from_secs(30))
+    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[1], Duration::from_secs(30))
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
@@ -353,41 +351,92 @@ async fn a_rescued_attempt_can_no_longer_write() {
 
     // ... and after the job was claimed again as attempt 2.
     spool.client.job_retry("fenced").await.unwrap();
-    let live = queue::job_claim(
-        pool,
-        "default",
-        10,
-        "live-worker",
-        Duration::from_secs(30),
-        "",
-    )
-    .await
-    .unwrap()
-    .remove(0);
+    let live = queue::job_claim(pool, "default", 10, LIVE, Duration::from_secs(30), "")
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!((live.seq, live.attempt), (dead.seq, 2));
     let running = row(pool, "fenced").await;
-    let written = queue::job_finish_many(pool, std::slice::from_ref(&late))
+    let written = queue::job_finish_many(pool, Some(DEAD), std::slice::from_ref(&late))
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let released = queue::job_release(pool, dead.seq, 1, Duration::ZERO)
+    let released = queue::job_release(pool, DEAD, dead.seq, 1, Duration::ZERO)
         .await
         .unwrap();
     assert!(!released);
-    let renewed = queue::job_heartbeat(pool, &[dead.seq], &[1], Duration::from_secs(30))
+    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[1], Duration::from_secs(30))
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
     assert_eq!(row(pool, "fenced").await, running);
-    assert_eq!(running.worker_id.as_deref(), Some("live-worker"));
+    assert_eq!(running.worker_id.as_deref(), Some(LIVE));
 
     // The live attempt still owns the job.
     let finish = Finish::completed(live.seq, 2, r#"{"live": true}"#.into());
-    let written = queue::job_finish_many(pool, &[finish]).await.unwrap();
+    let written = queue::job_finish_many(pool, Some(LIVE), &[finish])
+        .await
+        .unwrap();
     assert_eq!(written, [(live.seq, JobState::Completed)]);
     let done = spool.client.job_get("fenced").await.unwrap();
     assert_eq!(done.result, Some(json!({"live": true})));
     assert_eq!(done.attempt, 2);
+    spool.stop().await;
+}
+
+/// A claim's commit is not waited for, so a database crash can undo it
+/// while its worker runs the attempt; the next claim then starts an
+/// attempt with the same number. Writes are fenced by worker as well as
+/// by attempt, so the first worker's attempt cannot write over the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
+    let spool = without_worker_or_rescuer().await;
+    spool.probe("undone", echo(json!(1))).await;
+    let pool = &spool.db.pool;
+    let dead = claim_as_dead_worker(pool).await.remove(0);
+    // What crash recovery leaves when the claim's commit never reached disk.
+    sqlx::query(
+        "update spool.jobs set state = 'available', attempt = 0, attempted_at = null, \
+                worker_id = null, leased_until = null where seq = $1",
+    )
+    .bind(dead.seq)
+    .execute(pool)
+    .await
+    .expect("undo the claim");
+    let live = queue::job_claim(pool, "default", 10, LIVE, Duration::from_secs(30), "")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((live.seq, live.attempt), (dead.seq, dead.attempt));
+    let running = row(pool, "undone").await;
+
+    let late = Finish::completed(dead.seq, dead.attempt, r#"{"late": true}"#.into());
+    let written = queue::job_finish_many(pool, Some(DEAD), std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    assert!(written.is_empty(), "{written:?}");
+    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.attempt], WAIT)
+        .await
+        .unwrap();
+    assert!(
+        renewed.is_empty(),
+        "the first attempt learns it lost the job"
+    );
+    let progressed = queue::job_progress(pool, DEAD, dead.seq, dead.attempt, 50, "half", WAIT)
+        .await
+        .unwrap();
+    assert!(!progressed);
+    let released = queue::job_release(pool, DEAD, dead.seq, dead.attempt, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(!released);
+    assert_eq!(row(pool, "undone").await, running);
+
+    let finish = Finish::completed(live.seq, live.attempt, r#"{"live": true}"#.into());
+    let written = queue::job_finish_many(pool, Some(LIVE), &[finish])
+        .await
+        .unwrap();
+    assert_eq!(written, [(live.seq, JobState::Completed)]);
     spool.stop().await;
 }
 

@@ -68,7 +68,7 @@ pub async fn run_once(
             Finish::failed(job.seq, job.max_attempts, action, &error, retry)
         })
         .collect();
-    let finished = queue::job_finish_many(&mut *tx, &finishes).await?;
+    let finished = queue::job_finish_many(&mut *tx, None, &finishes).await?;
     tx.commit().await?;
 
     let mut report = Report::default();

@@ -187,13 +187,14 @@ pub struct Heartbeat {
     pub cancel_requested: bool,
 }
 
-/// Extends the leases of the given attempts to `lease` from now. Returns
-/// the attempts that still hold their lease, and whether each was asked to
-/// stop; an attempt missing from the answer lost its job (rescued,
-/// finished elsewhere, or its lease ran out and awaits the rescuer) and
-/// must stop without writing.
+/// Extends the leases of `worker_id`'s given attempts to `lease` from now.
+/// Returns the attempts that still hold their lease, and whether each was
+/// asked to stop; an attempt missing from the answer lost its job
+/// (rescued, finished elsewhere, claimed again by another worker, or its
+/// lease ran out and awaits the rescuer) and must stop without writing.
 pub async fn job_heartbeat(
     db: impl PgExecutor<'_>,
+    worker_id: &str,
     seqs: &[i64],
     attempts: &[i32],
     lease: Duration,
@@ -206,22 +207,24 @@ pub async fn job_heartbeat(
         update spool.jobs j
         set leased_until = now() + make_interval(secs => $3)
         where j.seq = any($1) and j.attempt = ($2::jsonb ->> j.seq::text)::int
-          and j.leased_until > now()
+          and j.leased_until > now() and j.worker_id = $4
         returning j.seq, j.cancel_requested_at is not null as "cancel_requested!"
         "#,
         seqs,
         Json(&attempt_of) as _,
         lease.as_secs_f64(),
+        worker_id,
     )
     .fetch_all(db)
     .await?;
     Ok(held)
 }
 
-/// Records a running attempt's progress and renews its lease. Returns
-/// whether the attempt still holds its job.
+/// Records the progress of `worker_id`'s running attempt and renews its
+/// lease. Returns whether the attempt still holds its job.
 pub async fn job_progress(
     db: impl PgExecutor<'_>,
+    worker_id: &str,
     seq: i64,
     attempt: i32,
     percent: i16,
@@ -235,13 +238,14 @@ pub async fn job_progress(
                 'percent', $3::smallint, 'message', $4::text, 'at', now()
             ),
             leased_until = greatest(leased_until, now() + make_interval(secs => $5))
-        where seq = $1 and attempt = $2 and state = 'running'
+        where seq = $1 and attempt = $2 and state = 'running' and worker_id = $6
         "#,
         seq,
         attempt,
         percent,
         message,
         lease.as_secs_f64(),
+        worker_id,
     )
     .execute(db)
     .await?;
@@ -269,13 +273,18 @@ pub struct Finish {
 
 /// Records the end of many attempts in one statement. Returns the seq and
 /// final state of each job it changed; an attempt that no longer owns its
-/// job (rescued, cancelled, finished) is left out and changed nothing.
+/// job (rescued, cancelled, finished, claimed again) is left out and
+/// changed nothing.
+///
+/// `worker_id` is the worker whose attempts these are; `None` for
+/// maintenance, which records the ends of attempts whose rows it locked.
 ///
 /// A retry is due its delay after the statement runs (`clock_timestamp`,
 /// not the transaction's start), so never before the failure's recorded
 /// time plus the delay.
 pub async fn job_finish_many(
     db: impl PgExecutor<'_>,
+    worker_id: Option<&str>,
     finishes: &[Finish],
 ) -> Result<Vec<(i64, JobState)>> {
     let outcomes = finishes
@@ -302,11 +311,12 @@ pub async fn job_finish_many(
                           else j.run_at end,
             leased_until = null
         where j.seq = any($2) and j.attempt = ($1::jsonb -> j.seq::text ->> 'attempt')::int
-          and j.leased_until is not null
+          and j.leased_until is not null and ($3::text is null or j.worker_id = $3)
         returning j.seq, j.state
         "#,
         Json(&outcomes) as _,
         &outcomes.keys().copied().collect::<Vec<i64>>(),
+        worker_id,
     )
     .fetch_all(db)
     .await?;
@@ -366,6 +376,7 @@ impl<'a> Outcome<'a> {
 /// down), which are not the job's doing.
 pub async fn job_release(
     db: impl PgExecutor<'_>,
+    worker_id: &str,
     seq: i64,
     attempt: i32,
     delay: Duration,
@@ -377,11 +388,12 @@ pub async fn job_release(
             run_at = now() + make_interval(secs => $3),
             attempt = attempt - 1,
             leased_until = null
-        where seq = $1 and attempt = $2 and state = 'running'
+        where seq = $1 and attempt = $2 and state = 'running' and worker_id = $4
         "#,
         seq,
         attempt,
         delay.as_secs_f64(),
+        worker_id,
     )
     .execute(db)
     .await?;

@@ -114,6 +114,9 @@ pub struct Limits {
 pub struct Attempt<'a> {
     /// The job's row, for imports that write to it (progress).
     pub seq: i64,
+    /// The worker running the attempt; its writes to the job's row hold
+    /// only while the row names this worker.
+    pub worker_id: &'a str,
     pub id: &'a str,
     pub kind: &'a str,
     pub queue: &'a str,

@@ -31,6 +31,7 @@ const MIN_REDACTED_LEN: usize = 6;
 #[derive(Debug, Clone)]
 pub struct JobContext {
     pub seq: i64,
+    pub worker_id: String,
     pub id: String,
     pub kind: String,
     pub queue: String,
@@ -71,6 +72,7 @@ impl State {
             .build();
         let job = JobContext {
             seq: attempt.seq,
+            worker_id: attempt.worker_id.to_string(),
             id: attempt.id.to_string(),
             kind: attempt.kind.to_string(),
             queue: attempt.queue.to_string(),

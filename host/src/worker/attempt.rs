@@ -91,6 +91,7 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop, lease: &LeaseClock
     };
     let attempt = Attempt {
         seq: job.seq,
+        worker_id: &shared.config.worker_id,
         id: &job.id,
         kind: &job.kind,
         queue: &job.queue,

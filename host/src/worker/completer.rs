@@ -103,7 +103,15 @@ async fn write(shared: &Shared, batch: &[Completion]) {
             delay,
         } = completion
         {
-            let release = || queue::job_release(&shared.pool, *seq, *attempt, *delay);
+            let release = || {
+                queue::job_release(
+                    &shared.pool,
+                    &shared.config.worker_id,
+                    *seq,
+                    *attempt,
+                    *delay,
+                )
+            };
             if let Err(e) = retrying(shared, "hand job back", release).await {
                 tracing::warn!(
                     seq,
@@ -122,7 +130,7 @@ async fn write(shared: &Shared, batch: &[Completion]) {
 async fn finish_all(shared: &Shared, finishes: &[Finish]) {
     let started = Instant::now();
     match retrying(shared, "record outcomes", || {
-        queue::job_finish_many(&shared.pool, finishes)
+        queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), finishes)
     })
     .await
     {
@@ -147,7 +155,9 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
 
     for finish in finishes {
         let one = std::slice::from_ref(finish);
-        let Err(e) = queue::job_finish_many(&shared.pool, one).await else {
+        let Err(e) =
+            queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), one).await
+        else {
             continue;
         };
         let error = AttemptError::now(
@@ -165,7 +175,9 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
             &error,
             &RetryPolicy::default(),
         );
-        if let Err(e) = queue::job_finish_many(&shared.pool, &[discard]).await {
+        if let Err(e) =
+            queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), &[discard]).await
+        {
             tracing::error!(
                 seq = finish.seq,
                 error = %error_chain(&e),

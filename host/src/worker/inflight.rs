@@ -171,18 +171,25 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
         }
 
         let sent = Instant::now();
-        let held =
-            match queue::job_heartbeat(&shared.pool, &seqs, &attempts, shared.config.lease).await {
-                Ok(held) => held,
-                Err(e) => {
-                    tracing::warn!(
-                        worker_id = %shared.config.worker_id,
-                        error = %error_chain(&e),
-                        "lease renewal failed; retrying"
-                    );
-                    continue;
-                }
-            };
+        let held = match queue::job_heartbeat(
+            &shared.pool,
+            &shared.config.worker_id,
+            &seqs,
+            &attempts,
+            shared.config.lease,
+        )
+        .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(
+                    worker_id = %shared.config.worker_id,
+                    error = %error_chain(&e),
+                    "lease renewal failed; retrying"
+                );
+                continue;
+            }
+        };
 
         let held_seqs: HashMap<i64, bool> =
             held.iter().map(|h| (h.seq, h.cancel_requested)).collect();

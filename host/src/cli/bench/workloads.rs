@@ -245,6 +245,7 @@ impl Bench {
             let params = json!({ "n": 1 }).to_string();
             let attempt = Attempt {
                 seq: 0,
+                worker_id: "bench",
                 id: "bench",
                 kind: KIND,
                 queue: "default",

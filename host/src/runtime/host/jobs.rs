@@ -131,6 +131,7 @@ impl Host for State {
         let percent = i16::from(percent.min(100));
         let held = queue::job_progress(
             &self.job.pool,
+            &self.job.worker_id,
             self.job.seq,
             self.job.attempt as i32,
             percent,
