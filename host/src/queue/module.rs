@@ -144,12 +144,13 @@ pub async fn module_list(db: impl PgExecutor<'_>, tenant: &str) -> Result<Vec<Mo
 }
 
 /// Digests of the newest modules of the kinds among the next `sample`
-/// available jobs of `queues`, in the claim index's order: the components
-/// a starting worker's first claims will run.
+/// available jobs of `queues`, in the claim index's order, `limit` at
+/// most: the components a starting worker's first claims will run.
 pub async fn module_digests_ready(
     db: impl PgExecutor<'_>,
     queues: &[String],
     sample: i64,
+    limit: i64,
 ) -> Result<Vec<String>> {
     let digests = sqlx::query_scalar!(
         r#"
@@ -163,9 +164,11 @@ pub async fn module_digests_ready(
         ) k
         join spool.modules m on m.tenant = k.tenant and m.kind = k.kind
         order by m.tenant, m.kind, m.version desc
+        limit $3
         "#,
         queues,
         sample,
+        limit,
     )
     .fetch_all(db)
     .await?;

@@ -48,8 +48,10 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Delay before a job handed back after a host fault may run again.
 const HOST_FAULT_DELAY: Duration = Duration::from_secs(5);
-/// Waiting jobs whose kinds a starting worker compiles before it claims.
+/// Waiting jobs whose kinds a starting worker compiles before it claims,
+/// and the most modules it compiles then; the rest compile on first use.
 const WARM_UP_SAMPLE: i64 = 1_000;
+const WARM_UP_MODULES: i64 = 16;
 /// Most jobs claimed in one statement.
 const MAX_CLAIM_BATCH: usize = 500;
 
@@ -243,9 +245,10 @@ pub async fn run(
 /// - `synchronous_commit`: a claim does not wait for its commit to reach
 ///   disk, which saves a flush on every claim. If the database crashes
 ///   before the claim is flushed, the claim is undone and the job runs
-///   again, as after a lost lease: jobs run at least once, not exactly
-///   once. Outcomes are written with a synchronous commit, which flushes
-///   every earlier claim too.
+///   again, as after a lost lease; the first attempt's writes are refused,
+///   as they name this worker and the new claim names another. Outcomes
+///   are written with a synchronous commit, which flushes every earlier
+///   claim too.
 fn claim_pool(pool: &PgPool) -> PgPool {
     let options = pool.connect_options().as_ref().clone().options([
         ("plan_cache_mode", "force_generic_plan"),
@@ -256,14 +259,15 @@ fn claim_pool(pool: &PgPool) -> PgPool {
 
 /// Compiles the components that the first claims will run, so that their
 /// jobs do not wait on the compiler: those of the kinds among the next
-/// [`WARM_UP_SAMPLE`] jobs in line. A module that fails to load or compile
-/// is left for its jobs' attempts to report.
+/// [`WARM_UP_SAMPLE`] jobs in line, [`WARM_UP_MODULES`] at most. A module
+/// that fails to load or compile is left for its jobs' attempts to report.
 async fn warm_up(shared: &Shared) {
     let started = Instant::now();
     let digests = match queue::module_digests_ready(
         &shared.pool,
         &shared.config.queues,
         WARM_UP_SAMPLE,
+        WARM_UP_MODULES,
     )
     .await
     {
