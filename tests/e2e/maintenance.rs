@@ -384,10 +384,11 @@ async fn a_rescued_attempt_can_no_longer_write() {
     spool.stop().await;
 }
 
-/// A claim's commit is not waited for, so a database crash can undo it
-/// while its worker runs the attempt; the next claim then starts an
-/// attempt with the same number. Writes are fenced by worker as well as
-/// by attempt, so the first worker's attempt cannot write over the second.
+/// Where commits are not waited for (a database run with
+/// `synchronous_commit` off), a crash can undo a claim while its worker
+/// runs the attempt; the next claim then starts an attempt with the same
+/// number. Writes are fenced by worker as well as by attempt, so another
+/// worker's stale attempt cannot write over the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
     let spool = without_worker_or_rescuer().await;

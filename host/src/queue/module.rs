@@ -143,9 +143,10 @@ pub async fn module_list(db: impl PgExecutor<'_>, tenant: &str) -> Result<Vec<Mo
     Ok(modules)
 }
 
-/// Digests of the newest modules of the kinds among the next `sample`
-/// available jobs of `queues`, in the claim index's order, `limit` at
-/// most: the components a starting worker's first claims will run.
+/// Digests of the newest modules of the kinds among `sample` available
+/// jobs of `queues` whose tenants are enabled, `limit` at most: the
+/// components a starting worker's first claims will likely run. The sample
+/// is whichever jobs the scan meets first, not a claim's choice.
 pub async fn module_digests_ready(
     db: impl PgExecutor<'_>,
     queues: &[String],
@@ -162,6 +163,7 @@ pub async fn module_digests_ready(
                 limit $2
             ) next
         ) k
+        join spool.tenants t on t.name = k.tenant and t.disabled_at is null
         join spool.modules m on m.tenant = k.tenant and m.kind = k.kind
         order by m.tenant, m.kind, m.version desc
         limit $3

@@ -48,7 +48,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Delay before a job handed back after a host fault may run again.
 const HOST_FAULT_DELAY: Duration = Duration::from_secs(5);
-/// Waiting jobs whose kinds a starting worker compiles before it claims,
+/// Available jobs whose kinds a starting worker compiles before it claims,
 /// and the most modules it compiles then; the rest compile on first use.
 const WARM_UP_SAMPLE: i64 = 1_000;
 const WARM_UP_MODULES: i64 = 16;
@@ -236,30 +236,31 @@ pub async fn run(
     tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
 }
 
-/// A connection of its own for the claim statement, set up for it.
+/// A connection of its own for the claim statement, where PostgreSQL keeps
+/// one plan for it.
 ///
-/// - `plan_cache_mode`: PostgreSQL judges the claim's generic plan no
-///   cheaper than a custom one and would plan every execution anew, about
-///   0.7 ms: more than it then takes to claim a job. The generic plan runs
-///   as fast, as the claim's SQL leads every plan through the claim index.
-/// - `synchronous_commit`: a claim does not wait for its commit to reach
-///   disk, which saves a flush on every claim. If the database crashes
-///   before the claim is flushed, the claim is undone and the job runs
-///   again, as after a lost lease; the first attempt's writes are refused,
-///   as they name this worker and the new claim names another. Outcomes
-///   are written with a synchronous commit, which flushes every earlier
-///   claim too.
+/// With the default `plan_cache_mode`, PostgreSQL judges the claim's
+/// generic plan no cheaper than a custom one and plans every execution
+/// anew, about 0.7 ms: more than it then takes to claim a job. The generic
+/// plan runs as fast, as the claim's SQL leads every plan through the
+/// claim index.
+///
+/// The claim keeps its synchronous commit. Without it a crash could undo a
+/// claim whose attempt is running, and this same worker could claim the
+/// job again as the same attempt, which no fence in the table can tell
+/// apart from the first.
 fn claim_pool(pool: &PgPool) -> PgPool {
-    let options = pool.connect_options().as_ref().clone().options([
-        ("plan_cache_mode", "force_generic_plan"),
-        ("synchronous_commit", "off"),
-    ]);
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("plan_cache_mode", "force_generic_plan")]);
     database::pool_options(1).connect_lazy_with(options)
 }
 
-/// Compiles the components that the first claims will run, so that their
-/// jobs do not wait on the compiler: those of the kinds among the next
-/// [`WARM_UP_SAMPLE`] jobs in line, [`WARM_UP_MODULES`] at most. A module
+/// Compiles the components that the first claims will likely run, so that
+/// their jobs do not wait on the compiler: those of the kinds among
+/// [`WARM_UP_SAMPLE`] available jobs, [`WARM_UP_MODULES`] at most. A module
 /// that fails to load or compile is left for its jobs' attempts to report.
 async fn warm_up(shared: &Shared) {
     let started = Instant::now();
