@@ -80,6 +80,28 @@ async fn every_v1_endpoint_needs_a_valid_token() {
             assert_eq!(body["code"], "unauthorized", "{method} {path}: {body}");
         }
     }
+    // A refusal says which token is missing, and a token without its scheme.
+    let (_, body) = call(&spool, "GET", "/v1/jobs", None).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("SPOOL_TOKEN"),
+        "{body}"
+    );
+    let (_, body) = call(&spool, "GET", "/admin/v1/tenants", None).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("SPOOL_ADMIN_TOKEN"),
+        "{body}"
+    );
+    let (_, body) = call(&spool, "GET", "/v1/jobs", Some(spool.token.as_str())).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("scheme is missing"),
+        "{body}"
+    );
     let (status, _) = call(&spool, "GET", "/healthz", None).await;
     assert_eq!(status, 200, "health checks need no token");
     assert_eq!(spool.db.job_count().await, 0);

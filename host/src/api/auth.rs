@@ -132,7 +132,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let token = bearer(parts)?;
+        let token = bearer(parts, "spool --token or SPOOL_TOKEN")?;
         match state.tokens.check(&state.pool, token).await? {
             Access::Tenant(tenant) => Ok(Self { tenant }),
             Access::Disabled(tenant) => Err(Error::Forbidden(format!(
@@ -158,7 +158,7 @@ impl FromRequestParts<AppState> for Admin {
                 "the admin API is off: start the server with SPOOL_ADMIN_TOKEN set".to_string(),
             ));
         };
-        if admin.matches(bearer(parts)?) {
+        if admin.matches(bearer(parts, "spool --admin-token or SPOOL_ADMIN_TOKEN")?) {
             Ok(Self)
         } else {
             Err(Error::Unauthorized(
@@ -168,22 +168,23 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The token of an `Authorization: Bearer` header.
-fn bearer(parts: &Parts) -> Result<&str> {
-    let missing = || {
-        Error::Unauthorized(
-            "no token: send Authorization: Bearer <token> (spool --token or SPOOL_TOKEN)"
-                .to_string(),
-        )
-    };
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(missing)?;
+/// The token of an `Authorization: Bearer` header; `source` says where
+/// the CLI takes the token this route needs from.
+fn bearer<'a>(parts: &'a Parts, source: &str) -> Result<&'a str> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Error::Unauthorized(format!(
+            "no token: send Authorization: Bearer <token> ({source})"
+        ))
+    })?;
     let value = value.to_str().map_err(|_| {
         Error::Unauthorized("the Authorization header is not readable text".to_string())
     })?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        Error::Unauthorized(
+            "the Authorization header must read `Bearer <token>`: the scheme is missing"
+                .to_string(),
+        )
+    })?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::Unauthorized(format!(
             "the Authorization scheme is {scheme:?}; use Bearer"
