@@ -74,9 +74,16 @@ async fn the_table_reports_medians_and_refuses_other_databases() {
 
     let (ok, stdout, stderr) = bench(&db, &["--runs", "1", "--workloads", "C,F"]).await;
     let (refused, _, why) = bench(&other, &["--workloads", "A"]).await;
+    let (no_runs, _, zero) = bench(&db, &["--runs", "0"]).await;
 
     assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("spool bench on database spool_bench_test"),
+        "the settings are named first: {stderr}"
+    );
     assert!(stdout.contains("C work, jobs/s"), "{stdout}");
+    assert!(!no_runs);
+    assert!(zero.contains("--runs"), "{zero}");
     assert!(stdout.contains("F lone job wait p50, ms"), "{stdout}");
     assert!(!refused);
     assert!(why.contains("must contain \"bench\""), "{why}");

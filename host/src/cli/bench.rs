@@ -88,8 +88,8 @@ pub struct BenchArgs {
     )]
     pub workloads: Vec<Workload>,
     /// Runs of each workload; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
     /// The database to use; its `spool` schema is dropped and made anew for
     /// every run, so its name must contain "bench". Default: a
     /// `spool_bench` database on the local server.
@@ -164,7 +164,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             println!("RESULT {}", result.record);
             Ok(())
         }
-        None => bench.all(&args.workloads, args.runs.max(1)).await,
+        None => bench.all(&args.workloads, args.runs).await,
     }
 }
 
@@ -181,7 +181,19 @@ struct Measured {
 
 impl Bench {
     /// Every workload `runs` times; prints the medians.
-    async fn all(&self, workloads: &[Workload], runs: usize) -> anyhow::Result<()> {
+    async fn all(&self, workloads: &[Workload], runs: u32) -> anyhow::Result<()> {
+        let sizes = &self.sizes;
+        eprintln!(
+            "spool bench on database {}, {runs} runs of each workload: A {} jobs in one batch; \
+             B {} jobs one by one; C {} jobs, worker concurrency {}; D {} jobs {} ms apart",
+            self.target.database(),
+            sizes.bulk,
+            sizes.single,
+            sizes.work,
+            sizes.concurrency,
+            sizes.latency,
+            sizes.gap_ms,
+        );
         let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
         for &workload in workloads {
             for run in 1..=runs {
