@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use crate::queue::{self, AttemptError, Finish, RetryPolicy};
+use crate::queue::{self, AttemptError, Finish, JobState, RetryPolicy};
 use crate::runtime::clean_message;
 use crate::telemetry::error_chain;
 
@@ -129,11 +129,7 @@ async fn write(shared: &Shared, batch: &[Completion]) {
 /// still fails as discarded with the reason.
 async fn finish_all(shared: &Shared, finishes: &[Finish]) {
     let started = Instant::now();
-    match retrying(shared, "record outcomes", || {
-        queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), finishes)
-    })
-    .await
-    {
+    match retrying(shared, "record outcomes", || record(shared, finishes)).await {
         Ok(_) => {
             tracing::debug!(
                 count = finishes.len(),
@@ -154,10 +150,7 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
     }
 
     for finish in finishes {
-        let one = std::slice::from_ref(finish);
-        let Err(e) =
-            queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), one).await
-        else {
+        let Err(e) = record(shared, std::slice::from_ref(finish)).await else {
             continue;
         };
         let error = AttemptError::now(
@@ -175,9 +168,7 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
             &error,
             &RetryPolicy::default(),
         );
-        if let Err(e) =
-            queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), &[discard]).await
-        {
+        if let Err(e) = record(shared, &[discard]).await {
             tracing::error!(
                 seq = finish.seq,
                 error = %error_chain(&e),
@@ -185,6 +176,11 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
             );
         }
     }
+}
+
+/// Writes the ends of this worker's attempts.
+async fn record(shared: &Shared, finishes: &[Finish]) -> queue::Result<Vec<(i64, JobState)>> {
+    queue::job_finish_many(&shared.pool, Some(&shared.config.worker_id), finishes).await
 }
 
 /// Runs `op` until it succeeds, fails on its data, or a lease period has

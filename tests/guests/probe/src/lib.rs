@@ -129,20 +129,12 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             Outcome::Cancel => Error::cancel(message),
         }),
         Action::Sleep { ms } => {
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "a guest's sleep waits on a host pollable and blocks no host thread"
-            )]
-            std::thread::sleep(Duration::from_millis(ms));
+            sleep(ms);
             Ok(json!({ "slept_ms": ms }))
         }
         Action::TimedSleep { ms } => {
             let began_ms = unix_ms();
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "a guest's sleep waits on a host pollable and blocks no host thread"
-            )]
-            std::thread::sleep(Duration::from_millis(ms));
+            sleep(ms);
             Ok(json!({ "began_ms": began_ms, "ended_ms": unix_ms() }))
         }
         Action::Spin => {
@@ -250,11 +242,7 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             ms,
         } => {
             spool_sdk::jobs::progress(percent, &message);
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "a guest's sleep waits on a host pollable and blocks no host thread"
-            )]
-            std::thread::sleep(Duration::from_millis(ms));
+            sleep(ms);
             Ok(json!({ "reported": percent }))
         }
         Action::LeakSecret { name } => {
@@ -306,4 +294,13 @@ fn unix_ms() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64() * 1000.0)
+}
+
+/// Sleeps for `ms`.
+fn sleep(ms: u64) {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a guest's sleep waits on a host pollable and blocks no host thread"
+    )]
+    std::thread::sleep(Duration::from_millis(ms));
 }
