@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +71,7 @@ impl Server {
             .map_err(|e| Error::Runtime(format!("{e:#}")))?;
         let runtime = Arc::new(runtime);
         let shutdown = CancellationToken::new();
+        let work_added = Arc::new(Notify::new());
         let mut tasks = Vec::new();
 
         let mut addr = None;
@@ -90,6 +92,7 @@ impl Server {
                 runtime: runtime.clone(),
                 admin_token: config.admin_token.clone(),
                 tokens: Arc::default(),
+                work_added: work_added.clone(),
             };
             let stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
@@ -109,6 +112,7 @@ impl Server {
                 worker_config,
                 pool,
                 runtime,
+                work_added,
                 stop,
             )));
         }

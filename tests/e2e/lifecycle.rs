@@ -232,3 +232,36 @@ async fn traps_and_timeouts_are_failed_attempts_with_a_reason() {
     assert_eq!(fine.result.unwrap()["value"], "still here");
     spool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_wakes_the_worker_of_its_own_process_without_a_notification() {
+    let spool = Harness::start_with(|config| {
+        let worker = config.worker.as_mut().expect("the harness runs a worker");
+        worker.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    spool.deploy_probe(&[]).await;
+    // With the insert trigger off, no NOTIFY tells the worker of new jobs,
+    // and it would next look in an hour.
+    sqlx::query("alter table spool.jobs disable trigger jobs_notify_insert")
+        .execute(&spool.db.pool)
+        .await
+        .expect("disable the notify trigger");
+
+    spool.probe("woken-1", echo(json!(1))).await;
+    spool.wait_for_state("woken-1", JobState::Completed).await;
+
+    let batch = [EnqueueRequest {
+        kind: "probe".into(),
+        job_id: Some("woken-2".into()),
+        params: echo(json!(2)),
+        ..Default::default()
+    }];
+    spool
+        .client
+        .job_enqueue_batch(&batch)
+        .await
+        .expect("enqueue a batch");
+    spool.wait_for_state("woken-2", JobState::Completed).await;
+    spool.stop().await;
+}

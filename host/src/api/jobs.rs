@@ -52,6 +52,10 @@ pub async fn job_create(
 
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
     let inserted = queue::job_insert(&mut conn, &new).await?;
+    drop(conn);
+    if inserted.created && inserted.job.state == JobState::Available.as_str() {
+        state.work_added.notify_one();
+    }
     let status = if inserted.created {
         StatusCode::CREATED
     } else {
@@ -124,6 +128,10 @@ pub async fn job_batch(
         }
         other => other?,
     };
+    drop(conn);
+    if inserted.created > 0 {
+        state.work_added.notify_one();
+    }
     let total = inserted.ids.len() as u64;
     tracing::info!(
         tenant = %caller.tenant,

@@ -119,9 +119,10 @@ struct Shared {
     claims: PgPool,
     runtime: Arc<Runtime>,
     inflight: InFlight,
-    /// Wakes the claim loop: a notification arrived, outcomes were written,
-    /// or slots were freed while jobs wait.
-    wake: Notify,
+    /// Wakes the claim loop: a notification arrived, this process's API
+    /// enqueued jobs, outcomes were written, or slots were freed while jobs
+    /// wait.
+    wake: Arc<Notify>,
     /// Attempts running at once: a slot is taken at claim and freed when
     /// the guest has returned and its outcome is handed to the completer.
     slots: Arc<Semaphore>,
@@ -174,11 +175,13 @@ impl Shared {
     }
 }
 
-/// Runs a worker until `shutdown` is cancelled, then drains it.
+/// Runs a worker until `shutdown` is cancelled, then drains it. `wake`
+/// lets others in the process say that jobs may be waiting.
 pub async fn run(
     config: WorkerConfig,
     pool: PgPool,
     runtime: Arc<Runtime>,
+    wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(config.concurrency));
@@ -188,7 +191,7 @@ pub async fn run(
         pool,
         runtime,
         inflight: InFlight::default(),
-        wake: Notify::new(),
+        wake,
         slots,
         backlog: AtomicBool::new(false),
         cursors: Mutex::default(),
