@@ -42,7 +42,8 @@ const DEAD: &str = "dead-worker";
 const LIVE: &str = "live-worker";
 
 async fn claim_as_dead_worker(pool: &PgPool) -> Vec<queue::Claimed> {
-    queue::job_claim(pool, "default", 100, DEAD, Duration::from_millis(100), "")
+    let lease = Duration::from_millis(100);
+    queue::job_claim(pool, "default", 100, DEAD, queue::new_claim(), lease, "")
         .await
         .expect("claim")
 }
@@ -302,6 +303,7 @@ async fn a_backoff_counts_from_the_recorded_failure_not_the_transaction_start() 
     };
     let finish = Finish::failed(
         claimed.seq,
+        claimed.claim,
         claimed.max_attempts,
         FailAction::Retry,
         &error,
@@ -338,12 +340,12 @@ async fn a_rescued_attempt_can_no_longer_write() {
     assert_eq!(rescued.state, "retryable");
 
     // The dead attempt comes back after the rescue.
-    let late = Finish::completed(dead.seq, 1, r#"{"late": true}"#.into());
+    let late = Finish::completed(dead.seq, dead.claim, 1, r#"{"late": true}"#.into());
     let written = queue::job_finish_many(pool, Some(DEAD), std::slice::from_ref(&late))
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[1], Duration::from_secs(30))
+    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.claim], WAIT)
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
@@ -351,7 +353,7 @@ async fn a_rescued_attempt_can_no_longer_write() {
 
     // ... and after the job was claimed again as attempt 2.
     spool.client.job_retry("fenced").await.unwrap();
-    let live = queue::job_claim(pool, "default", 10, LIVE, Duration::from_secs(30), "")
+    let live = queue::job_claim(pool, "default", 10, LIVE, queue::new_claim(), WAIT, "")
         .await
         .unwrap()
         .remove(0);
@@ -361,11 +363,11 @@ async fn a_rescued_attempt_can_no_longer_write() {
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let released = queue::job_release(pool, DEAD, dead.seq, 1, Duration::ZERO)
+    let released = queue::job_release(pool, DEAD, dead.seq, dead.claim, Duration::ZERO)
         .await
         .unwrap();
     assert!(!released);
-    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[1], Duration::from_secs(30))
+    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.claim], WAIT)
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
@@ -373,7 +375,7 @@ async fn a_rescued_attempt_can_no_longer_write() {
     assert_eq!(running.worker_id.as_deref(), Some(LIVE));
 
     // The live attempt still owns the job.
-    let finish = Finish::completed(live.seq, 2, r#"{"live": true}"#.into());
+    let finish = Finish::completed(live.seq, live.claim, 2, r#"{"live": true}"#.into());
     let written = queue::job_finish_many(pool, Some(LIVE), &[finish])
         .await
         .unwrap();
@@ -384,60 +386,69 @@ async fn a_rescued_attempt_can_no_longer_write() {
     spool.stop().await;
 }
 
-/// Where commits are not waited for (a database run with
-/// `synchronous_commit` off), a crash can undo a claim while its worker
-/// runs the attempt; the next claim then starts an attempt with the same
-/// number. Writes are fenced by worker as well as by attempt, so another
-/// worker's stale attempt cannot write over the new one.
+/// Claims do not wait for their commit to reach disk, so a crash can undo
+/// a claim while its worker runs the attempt. That same worker then
+/// usually claims the job again, as the same attempt number. Each claim
+/// has a number of its own, and every write names it: the first attempt
+/// cannot write over the second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
     let spool = without_worker_or_rescuer().await;
     spool.probe("undone", echo(json!(1))).await;
     let pool = &spool.db.pool;
-    let dead = claim_as_dead_worker(pool).await.remove(0);
+    let first = claim_as_dead_worker(pool).await.remove(0);
     // What crash recovery leaves when the claim's commit never reached disk.
     sqlx::query(
         "update spool.jobs set state = 'available', attempt = 0, attempted_at = null, \
-                worker_id = null, leased_until = null where seq = $1",
+                worker_id = null, leased_until = null, claim = 0 where seq = $1",
     )
-    .bind(dead.seq)
+    .bind(first.seq)
     .execute(pool)
     .await
     .expect("undo the claim");
-    let live = queue::job_claim(pool, "default", 10, LIVE, Duration::from_secs(30), "")
+    let second = queue::job_claim(pool, "default", 10, DEAD, queue::new_claim(), WAIT, "")
         .await
         .unwrap()
         .remove(0);
-    assert_eq!((live.seq, live.attempt), (dead.seq, dead.attempt));
+    assert_eq!(
+        (second.seq, second.attempt),
+        (first.seq, first.attempt),
+        "the same worker claims the same attempt again"
+    );
+    assert_ne!(second.claim, first.claim);
     let running = row(pool, "undone").await;
 
-    let late = Finish::completed(dead.seq, dead.attempt, r#"{"late": true}"#.into());
+    let late = Finish::completed(first.seq, first.claim, 1, r#"{"late": true}"#.into());
     let written = queue::job_finish_many(pool, Some(DEAD), std::slice::from_ref(&late))
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.attempt], WAIT)
+    let renewed = queue::job_heartbeat(pool, DEAD, &[first.seq], &[first.claim], WAIT)
         .await
         .unwrap();
     assert!(
         renewed.is_empty(),
         "the first attempt learns it lost the job"
     );
-    let progressed = queue::job_progress(pool, DEAD, dead.seq, dead.attempt, 50, "half", WAIT)
+    let progressed = queue::job_progress(pool, DEAD, first.seq, first.claim, 50, "half", WAIT)
         .await
         .unwrap();
     assert!(!progressed);
-    let released = queue::job_release(pool, DEAD, dead.seq, dead.attempt, Duration::ZERO)
+    let released = queue::job_release(pool, DEAD, first.seq, first.claim, Duration::ZERO)
         .await
         .unwrap();
     assert!(!released);
     assert_eq!(row(pool, "undone").await, running);
 
-    let finish = Finish::completed(live.seq, live.attempt, r#"{"live": true}"#.into());
-    let written = queue::job_finish_many(pool, Some(LIVE), &[finish])
+    let renewed = queue::job_heartbeat(pool, DEAD, &[second.seq], &[second.claim], WAIT)
         .await
         .unwrap();
-    assert_eq!(written, [(live.seq, JobState::Completed)]);
+    assert_eq!(renewed.len(), 1, "the second attempt holds the job");
+    let finish = Finish::completed(second.seq, second.claim, 1, r#"{"second": true}"#.into());
+    let written = queue::job_finish_many(pool, Some(DEAD), &[finish])
+        .await
+        .unwrap();
+    assert_eq!(written, [(second.seq, JobState::Completed)]);
     spool.stop().await;
 }
 

@@ -65,7 +65,7 @@ pub async fn run_once(
                 worker_id = worker,
                 "rescuing job"
             );
-            Finish::failed(job.seq, job.max_attempts, action, &error, retry)
+            Finish::failed(job.seq, job.claim, job.max_attempts, action, &error, retry)
         })
         .collect();
     let finished = queue::job_finish_many(&mut *tx, None, &finishes).await?;

@@ -114,6 +114,8 @@ pub struct Job {
     pub leased_until: Option<DateTime<Utc>>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub progress: Option<Value>,
+    /// The claim that began the latest attempt (0 before any).
+    pub claim: i64,
 }
 
 impl Job {

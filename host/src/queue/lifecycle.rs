@@ -15,6 +15,8 @@ use super::{Error, JobState, Result};
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub seq: i64,
+    /// The claim's number, which every write of this attempt names.
+    pub claim: i64,
     pub tenant: String,
     pub id: String,
     pub kind: String,
@@ -41,6 +43,8 @@ pub const CLAIM_TENANT_WALK: i32 = 4096;
 
 /// Claims up to `limit` available jobs of `queue` for `worker_id` and
 /// leases them for `lease`, sharing the batch fairly between tenants.
+/// `claim` is a number the worker has not used before (see
+/// [`new_claim`]); the attempts' writes must name it.
 ///
 /// The claim walks the tenants with ready jobs in the queue (a skip scan
 /// over `jobs_claim_idx`, starting after `cursor` and wrapping around),
@@ -59,6 +63,7 @@ pub async fn job_claim(
     queue: &str,
     limit: i64,
     worker_id: &str,
+    claim: i64,
     lease: Duration,
     cursor: &str,
 ) -> Result<Vec<Claimed>> {
@@ -141,11 +146,13 @@ pub async fn job_claim(
                 attempt = attempt + 1,
                 attempted_at = now(),
                 leased_until = now() + make_interval(secs => $4),
-                worker_id = $3
+                worker_id = $3,
+                claim = $8
             where seq = any(array(select seq from picked))
-            returning seq, tenant, id, kind, queue, params::text as params, attempt, max_attempts
+            returning seq, claim, tenant, id, kind, queue, params::text as params, attempt,
+                      max_attempts
         )
-        select c.seq as "seq!", c.tenant as "tenant!", c.id as "id!", c.kind as "kind!",
+        select c.seq as "seq!", c.claim as "claim!", c.tenant as "tenant!", c.id as "id!", c.kind as "kind!",
                c.queue as "queue!", c.params as "params!", c.attempt as "attempt!",
                c.max_attempts as "max_attempts!", m.digest as "digest?",
                m.timeout_ms as "timeout_ms?", m.memory_limit_bytes as "memory_limit_bytes?",
@@ -166,10 +173,20 @@ pub async fn job_claim(
         cursor,
         CLAIM_TENANT_SCAN,
         CLAIM_TENANT_WALK,
+        claim,
     )
     .fetch_all(db)
     .await?;
     Ok(claimed)
+}
+
+/// A number for a new claim. Random rather than counted, so that no
+/// claim of this worker, nor of an earlier process that had its id, can
+/// have used it: not even one that a crash undid and whose attempt still
+/// runs.
+pub fn new_claim() -> i64 {
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    i64::from_ne_bytes(high.to_ne_bytes())
 }
 
 /// Where the next claim's walk over tenants starts: after the claimed
@@ -187,8 +204,8 @@ pub struct Heartbeat {
     pub cancel_requested: bool,
 }
 
-/// Extends the leases of `worker_id`'s given attempts to `lease` from now.
-/// Returns the attempts that still hold their lease, and whether each was
+/// Extends the leases of `worker_id`'s attempts, jobs `seqs` of `claims`,
+/// to `lease` from now. Returns the attempts that still hold their lease, and whether each was
 /// asked to stop; an attempt missing from the answer lost its job
 /// (rescued, finished elsewhere, claimed again by another worker, or its
 /// lease ran out and awaits the rescuer) and must stop without writing.
@@ -196,22 +213,21 @@ pub async fn job_heartbeat(
     db: impl PgExecutor<'_>,
     worker_id: &str,
     seqs: &[i64],
-    attempts: &[i32],
+    claims: &[i64],
     lease: Duration,
 ) -> Result<Vec<Heartbeat>> {
-    let attempt_of: BTreeMap<i64, i32> =
-        seqs.iter().copied().zip(attempts.iter().copied()).collect();
+    let claim_of: BTreeMap<i64, i64> = seqs.iter().copied().zip(claims.iter().copied()).collect();
     let held = sqlx::query_as!(
         Heartbeat,
         r#"
         update spool.jobs j
         set leased_until = now() + make_interval(secs => $3)
-        where j.seq = any($1) and j.attempt = ($2::jsonb ->> j.seq::text)::int
+        where j.seq = any($1) and j.claim = ($2::jsonb ->> j.seq::text)::bigint
           and j.leased_until > now() and j.worker_id = $4
         returning j.seq, j.cancel_requested_at is not null as "cancel_requested!"
         "#,
         seqs,
-        Json(&attempt_of) as _,
+        Json(&claim_of) as _,
         lease.as_secs_f64(),
         worker_id,
     )
@@ -220,13 +236,14 @@ pub async fn job_heartbeat(
     Ok(held)
 }
 
-/// Records the progress of `worker_id`'s running attempt and renews its
-/// lease. Returns whether the attempt still holds its job.
+/// Records the progress of `worker_id`'s running attempt of job `seq`,
+/// begun by `claim`, and renews its lease. Returns whether the attempt
+/// still holds its job.
 pub async fn job_progress(
     db: impl PgExecutor<'_>,
     worker_id: &str,
     seq: i64,
-    attempt: i32,
+    claim: i64,
     percent: i16,
     message: &str,
     lease: Duration,
@@ -238,10 +255,10 @@ pub async fn job_progress(
                 'percent', $3::smallint, 'message', $4::text, 'at', now()
             ),
             leased_until = greatest(leased_until, now() + make_interval(secs => $5))
-        where seq = $1 and attempt = $2 and state = 'running' and worker_id = $6
+        where seq = $1 and claim = $2 and state = 'running' and worker_id = $6
         "#,
         seq,
-        attempt,
+        claim,
         percent,
         message,
         lease.as_secs_f64(),
@@ -256,8 +273,10 @@ pub async fn job_progress(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
     pub seq: i64,
-    /// The attempt that ended; the write applies only if the job is still
-    /// running this attempt.
+    /// The claim of the attempt that ended; the write applies only if the
+    /// job is still running the attempt this claim began.
+    pub claim: i64,
+    /// The attempt's number.
     pub attempt: i32,
     /// `completed`, `retryable`, `discarded` or `cancelled`. A `retryable`
     /// job whose cancellation was requested becomes `cancelled` instead.
@@ -310,7 +329,7 @@ pub async fn job_finish_many(
                               secs => ($1::jsonb -> j.seq::text ->> 'delay')::float8)
                           else j.run_at end,
             leased_until = null
-        where j.seq = any($2) and j.attempt = ($1::jsonb -> j.seq::text ->> 'attempt')::int
+        where j.seq = any($2) and j.claim = ($1::jsonb -> j.seq::text ->> 'claim')::bigint
           and j.leased_until is not null and ($3::text is null or j.worker_id = $3)
         returning j.seq, j.state
         "#,
@@ -340,7 +359,7 @@ pub async fn job_finish_many(
 /// running job through `jobs_lease_idx` over the primary key.
 #[derive(Serialize)]
 struct Outcome<'a> {
-    attempt: i32,
+    claim: i64,
     state: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a RawValue>,
@@ -361,7 +380,7 @@ impl<'a> Outcome<'a> {
                 })
         };
         Ok(Self {
-            attempt: finish.attempt,
+            claim: finish.claim,
             state: finish.state.as_str(),
             result: raw(&finish.result)?,
             error: raw(&finish.error)?,
@@ -370,7 +389,8 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// Hands an attempt back without charging it: the attempt count is
+/// Hands `worker_id`'s attempt of job `seq`, begun by `claim`, back
+/// without charging it: the attempt count is
 /// restored and the job may run again after `delay` (at once when zero).
 /// For host faults (the module could not be loaded, the worker is shutting
 /// down), which are not the job's doing.
@@ -378,7 +398,7 @@ pub async fn job_release(
     db: impl PgExecutor<'_>,
     worker_id: &str,
     seq: i64,
-    attempt: i32,
+    claim: i64,
     delay: Duration,
 ) -> Result<bool> {
     let released = sqlx::query!(
@@ -388,10 +408,10 @@ pub async fn job_release(
             run_at = now() + make_interval(secs => $3),
             attempt = attempt - 1,
             leased_until = null
-        where seq = $1 and attempt = $2 and state = 'running' and worker_id = $4
+        where seq = $1 and claim = $2 and state = 'running' and worker_id = $4
         "#,
         seq,
-        attempt,
+        claim,
         delay.as_secs_f64(),
         worker_id,
     )
@@ -404,6 +424,7 @@ pub async fn job_release(
 #[derive(Debug, Clone)]
 pub struct Expired {
     pub seq: i64,
+    pub claim: i64,
     pub tenant: String,
     pub id: String,
     pub kind: String,
@@ -419,7 +440,7 @@ pub async fn job_rescue_expired(conn: &mut PgConnection, limit: i64) -> Result<V
     let expired = sqlx::query_as!(
         Expired,
         r#"
-        select seq, tenant, id, kind, attempt, max_attempts, worker_id,
+        select seq, claim, tenant, id, kind, attempt, max_attempts, worker_id,
                cancel_requested_at is not null as "cancel_requested!"
         from spool.jobs
         where state = 'running' and leased_until < now()
@@ -488,6 +509,7 @@ mod tests {
     fn outcomes_carry_results_and_errors_as_json_not_strings() {
         let completed = Finish {
             seq: 7,
+            claim: 41,
             attempt: 1,
             state: JobState::Completed,
             result: Some(r#"{"sent": [1, 2]}"#.into()),
@@ -496,6 +518,7 @@ mod tests {
         };
         let retry = Finish {
             seq: 8,
+            claim: 42,
             attempt: 2,
             state: JobState::Retryable,
             result: None,
@@ -510,8 +533,8 @@ mod tests {
         assert_eq!(
             document,
             json!({
-                "7": {"attempt": 1, "state": "completed", "result": {"sent": [1, 2]}, "delay": 0.0},
-                "8": {"attempt": 2, "state": "retryable",
+                "7": {"claim": 41, "state": "completed", "result": {"sent": [1, 2]}, "delay": 0.0},
+                "8": {"claim": 42, "state": "retryable",
                       "error": {"attempt": 2, "error": "timeout"}, "delay": 1.5},
             })
         );
@@ -521,6 +544,7 @@ mod tests {
     fn an_outcome_that_is_not_json_is_refused_before_the_database() {
         let finish = Finish {
             seq: 1,
+            claim: 1,
             attempt: 1,
             state: JobState::Completed,
             result: Some("{not json".into()),

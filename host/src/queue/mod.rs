@@ -30,7 +30,7 @@ pub use kv::{kv_delete, kv_get, kv_increment, kv_set};
 pub use lifecycle::{
     CLAIM_TENANT_SCAN, Claimed, Expired, Finish, Heartbeat, claim_cursor, job_claim,
     job_finish_many, job_heartbeat, job_next_due_in, job_progress, job_promote_due, job_release,
-    job_rescue_expired,
+    job_rescue_expired, new_claim,
 };
 pub use manage::{
     CancelOutcome, JobCount, JobFilter, job_cancel, job_counts, job_get, job_list, job_prune,

@@ -62,10 +62,12 @@ impl RetryPolicy {
 }
 
 impl Finish {
-    /// Records a successful attempt.
-    pub fn completed(seq: i64, attempt: i32, result: String) -> Self {
+    /// Records the success of attempt `attempt` of job `seq`, begun by
+    /// `claim`.
+    pub fn completed(seq: i64, claim: i64, attempt: i32, result: String) -> Self {
         Self {
             seq,
+            claim,
             attempt,
             state: JobState::Completed,
             result: Some(result),
@@ -74,10 +76,12 @@ impl Finish {
         }
     }
 
-    /// Records a failed attempt: retryable while attempts remain and the
-    /// failure allows it, discarded or cancelled otherwise.
+    /// Records the failure of the attempt of job `seq` begun by `claim`:
+    /// retryable while attempts remain and the failure allows it, discarded
+    /// or cancelled otherwise.
     pub fn failed(
         seq: i64,
+        claim: i64,
         max_attempts: i32,
         action: FailAction,
         error: &AttemptError,
@@ -97,6 +101,7 @@ impl Finish {
         };
         Self {
             seq,
+            claim,
             attempt: error.attempt,
             state,
             result: None,
@@ -167,23 +172,23 @@ mod tests {
         let policy = RetryPolicy::default();
         let error = |attempt| AttemptError::now(attempt, "boom".into(), vec![]);
 
-        let finish = Finish::failed(1, 3, FailAction::Retry, &error(2), &policy);
+        let finish = Finish::failed(1, 9, 3, FailAction::Retry, &error(2), &policy);
         assert_eq!(finish.state, JobState::Retryable);
         assert!(finish.retry_in_secs >= 1.6 && finish.retry_in_secs <= 2.4);
 
-        let finish = Finish::failed(1, 3, FailAction::Retry, &error(3), &policy);
+        let finish = Finish::failed(1, 9, 3, FailAction::Retry, &error(3), &policy);
         assert_eq!(finish.state, JobState::Discarded);
 
         let after = FailAction::RetryAfter(Duration::from_secs(90));
-        let finish = Finish::failed(1, 3, after, &error(1), &policy);
+        let finish = Finish::failed(1, 9, 3, after, &error(1), &policy);
         assert_eq!(
             (finish.state, finish.retry_in_secs),
             (JobState::Retryable, 90.0)
         );
 
-        let finish = Finish::failed(1, 3, FailAction::Discard, &error(1), &policy);
+        let finish = Finish::failed(1, 9, 3, FailAction::Discard, &error(1), &policy);
         assert_eq!(finish.state, JobState::Discarded);
-        let finish = Finish::failed(1, 3, FailAction::Cancel, &error(1), &policy);
+        let finish = Finish::failed(1, 9, 3, FailAction::Cancel, &error(1), &policy);
         assert_eq!(finish.state, JobState::Cancelled);
         assert!(finish.error.unwrap().contains("\"error\":\"boom\""));
     }

@@ -114,9 +114,10 @@ pub struct Limits {
 pub struct Attempt<'a> {
     /// The job's row, for imports that write to it (progress).
     pub seq: i64,
-    /// The worker running the attempt; its writes to the job's row hold
-    /// only while the row names this worker.
+    /// The worker running the attempt and the claim that began it; writes
+    /// to the job's row hold only while the row names both.
     pub worker_id: &'a str,
+    pub claim: i64,
     pub id: &'a str,
     pub kind: &'a str,
     pub queue: &'a str,

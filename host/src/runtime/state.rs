@@ -32,6 +32,7 @@ const MIN_REDACTED_LEN: usize = 6;
 pub struct JobContext {
     pub seq: i64,
     pub worker_id: String,
+    pub claim: i64,
     pub id: String,
     pub kind: String,
     pub queue: String,
@@ -73,6 +74,7 @@ impl State {
         let job = JobContext {
             seq: attempt.seq,
             worker_id: attempt.worker_id.to_string(),
+            claim: attempt.claim,
             id: attempt.id.to_string(),
             kind: attempt.kind.to_string(),
             queue: attempt.queue.to_string(),

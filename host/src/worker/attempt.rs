@@ -35,7 +35,7 @@ pub async fn run(
     async move {
         let (stop, lease) = shared
             .inflight
-            .signals(job.seq, job.attempt)
+            .signals(job.seq, job.claim)
             .expect("the claim registered the attempt");
         // Polled first, the lease is checked before the guest runs on,
         // also right after the process wakes from a pause.
@@ -55,7 +55,7 @@ pub async fn run(
                 )
             }
         };
-        shared.inflight.end(job.seq, job.attempt);
+        shared.inflight.end(job.seq, job.claim);
         if completions.send(completion).await.is_err() {
             tracing::error!("completer is gone; the outcome is lost and the job will be rescued");
         }
@@ -91,6 +91,7 @@ async fn execute(shared: &Shared, job: &Claimed, stop: &Stop, lease: &LeaseClock
     };
     let attempt = Attempt {
         seq: job.seq,
+        claim: job.claim,
         worker_id: &shared.config.worker_id,
         id: &job.id,
         kind: &job.kind,
@@ -111,7 +112,7 @@ fn lease_lost(job: &Claimed, message: &str) -> Completion {
     tracing::warn!(outcome = "lease_lost", "{message}");
     Completion::Forget {
         seq: job.seq,
-        attempt: job.attempt,
+        claim: job.claim,
     }
 }
 
@@ -122,7 +123,7 @@ fn decide(
     outcome: Outcome,
     stopped: Option<StopReason>,
 ) -> Completion {
-    let (seq, attempt) = (job.seq, job.attempt);
+    let (seq, claim) = (job.seq, job.claim);
     match (outcome, stopped) {
         (_, Some(StopReason::LeaseLost)) => {
             lease_lost(job, "attempt stopped: its job is no longer ours")
@@ -140,7 +141,7 @@ fn decide(
             );
             Completion::Release {
                 seq,
-                attempt,
+                claim,
                 delay: Duration::ZERO,
             }
         }
@@ -155,7 +156,7 @@ fn decide(
                 elapsed_ms = elapsed.as_millis() as u64,
                 "attempt completed"
             );
-            Completion::Finish(Finish::completed(seq, attempt, result))
+            Completion::Finish(Finish::completed(seq, claim, job.attempt, result))
         }
         (
             Outcome::Failed {
@@ -174,7 +175,7 @@ fn decide(
             );
             Completion::Release {
                 seq,
-                attempt,
+                claim,
                 delay: HOST_FAULT_DELAY,
             }
         }
@@ -188,9 +189,15 @@ fn decide(
             },
             _,
         ) => {
-            let error = AttemptError::now(attempt, message, log);
-            let finish =
-                Finish::failed(seq, job.max_attempts, action, &error, &shared.config.retry);
+            let error = AttemptError::now(job.attempt, message, log);
+            let finish = Finish::failed(
+                seq,
+                claim,
+                job.max_attempts,
+                action,
+                &error,
+                &shared.config.retry,
+            );
             tracing::info!(
                 outcome = %finish.state,
                 blame = blame.as_str(),

@@ -31,18 +31,19 @@ pub enum Completion {
     /// Hand the job back uncharged, to run again after `delay`.
     Release {
         seq: i64,
-        attempt: i32,
+        claim: i64,
         delay: Duration,
     },
     /// Write nothing: the job is no longer this attempt's.
-    Forget { seq: i64, attempt: i32 },
+    Forget { seq: i64, claim: i64 },
 }
 
 impl Completion {
-    fn key(&self) -> (i64, i32) {
+    /// The job and the claim that began the attempt.
+    fn key(&self) -> (i64, i64) {
         match self {
-            Self::Finish(f) => (f.seq, f.attempt),
-            Self::Release { seq, attempt, .. } | Self::Forget { seq, attempt } => (*seq, *attempt),
+            Self::Finish(f) => (f.seq, f.claim),
+            Self::Release { seq, claim, .. } | Self::Forget { seq, claim } => (*seq, *claim),
         }
     }
 }
@@ -78,8 +79,8 @@ pub fn spawn(shared: Arc<Shared>) -> (Sender, JoinHandle<()>) {
 async fn write_batch(shared: &Shared, batch: Vec<Completion>) {
     write(shared, &batch).await;
     for completion in &batch {
-        let (seq, attempt) = completion.key();
-        shared.inflight.remove(seq, attempt);
+        let (seq, claim) = completion.key();
+        shared.inflight.remove(seq, claim);
     }
     shared.wake.notify_one();
 }
@@ -97,25 +98,13 @@ async fn write(shared: &Shared, batch: &[Completion]) {
     }
 
     for completion in batch {
-        if let Completion::Release {
-            seq,
-            attempt,
-            delay,
-        } = completion
-        {
-            let release = || {
-                queue::job_release(
-                    &shared.pool,
-                    &shared.config.worker_id,
-                    *seq,
-                    *attempt,
-                    *delay,
-                )
-            };
+        if let Completion::Release { seq, claim, delay } = completion {
+            let release =
+                || queue::job_release(&shared.pool, &shared.config.worker_id, *seq, *claim, *delay);
             if let Err(e) = retrying(shared, "hand job back", release).await {
                 tracing::warn!(
                     seq,
-                    attempt,
+                    claim,
                     error = %error_chain(&e),
                     "could not hand job back; it will be rescued",
                 );
@@ -163,6 +152,7 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
         );
         let discard = Finish::failed(
             finish.seq,
+            finish.claim,
             finish.attempt,
             queue::FailAction::Discard,
             &error,

@@ -48,7 +48,8 @@ impl Stop {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    attempt: i32,
+    /// The claim that began the attempt.
+    claim: i64,
     stop: Stop,
     /// When the lease runs out by this process's clock.
     lease: LeaseClock,
@@ -58,6 +59,12 @@ struct Entry {
 }
 
 /// Attempts between claim and the write of their outcome, by job `seq`.
+///
+/// Entries are named by job and claim. After a crash of the database
+/// undid a claim, this worker may claim the same job again while the
+/// first attempt still runs: the new entry then takes the job's place, and
+/// the first attempt, no longer renewed, stops when its lease runs out
+/// and writes nothing, as the table names the new claim.
 #[derive(Debug, Default)]
 pub struct InFlight {
     entries: Mutex<HashMap<i64, Entry>>,
@@ -70,12 +77,13 @@ impl InFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a claimed attempt whose lease runs out at `lease_until`.
-    pub fn insert(&self, seq: i64, attempt: i32, lease_until: Instant) {
+    /// Registers an attempt of job `seq`, begun by `claim`, whose lease
+    /// runs out at `lease_until`.
+    pub fn insert(&self, seq: i64, claim: i64, lease_until: Instant) {
         self.lock().insert(
             seq,
             Entry {
-                attempt,
+                claim,
                 stop: Stop::default(),
                 lease: LeaseClock::new(lease_until),
                 ended: false,
@@ -84,16 +92,16 @@ impl InFlight {
     }
 
     /// The stop signal and lease clock of an attempt, if it is held.
-    pub fn signals(&self, seq: i64, attempt: i32) -> Option<(Stop, LeaseClock)> {
+    pub fn signals(&self, seq: i64, claim: i64) -> Option<(Stop, LeaseClock)> {
         self.lock()
             .get(&seq)
-            .filter(|e| e.attempt == attempt)
+            .filter(|e| e.claim == claim)
             .map(|e| (e.stop.clone(), e.lease.clone()))
     }
 
     /// Moves the local end of an attempt's lease to `until`.
-    fn renew(&self, seq: i64, attempt: i32, until: Instant) {
-        if let Some(entry) = self.lock().get(&seq).filter(|e| e.attempt == attempt) {
+    fn renew(&self, seq: i64, claim: i64, until: Instant) {
+        if let Some(entry) = self.lock().get(&seq).filter(|e| e.claim == claim) {
             entry.lease.extend_to(until);
         }
     }
@@ -101,17 +109,17 @@ impl InFlight {
     /// Marks an attempt as ended: its outcome is handed to the completer.
     /// Its lease is renewed until the outcome is written, but it is no
     /// longer stopped.
-    pub fn end(&self, seq: i64, attempt: i32) {
-        if let Some(entry) = self.lock().get_mut(&seq).filter(|e| e.attempt == attempt) {
+    pub fn end(&self, seq: i64, claim: i64) {
+        if let Some(entry) = self.lock().get_mut(&seq).filter(|e| e.claim == claim) {
             entry.ended = true;
         }
     }
 
     /// The stop signal of an attempt that is held and has not ended.
-    fn running_stop_signal(&self, seq: i64, attempt: i32) -> Option<Stop> {
+    fn running_stop_signal(&self, seq: i64, claim: i64) -> Option<Stop> {
         self.lock()
             .get(&seq)
-            .filter(|e| e.attempt == attempt && !e.ended)
+            .filter(|e| e.claim == claim && !e.ended)
             .map(|e| e.stop.clone())
     }
 
@@ -121,14 +129,14 @@ impl InFlight {
     }
 
     /// Forgets an attempt once its outcome is written.
-    pub fn remove(&self, seq: i64, attempt: i32) {
+    pub fn remove(&self, seq: i64, claim: i64) {
         let mut entries = self.lock();
-        if entries.get(&seq).is_some_and(|e| e.attempt == attempt) {
+        if entries.get(&seq).is_some_and(|e| e.claim == claim) {
             entries.remove(&seq);
         }
     }
 
-    /// Stops the attempt of job `seq`, whatever its number.
+    /// Stops the attempt of job `seq`, whatever its claim.
     pub fn stop(&self, seq: i64, reason: StopReason) -> bool {
         match self.lock().get(&seq) {
             Some(entry) => {
@@ -148,8 +156,8 @@ impl InFlight {
         entries.len()
     }
 
-    fn snapshot(&self) -> (Vec<i64>, Vec<i32>) {
-        self.lock().iter().map(|(seq, e)| (*seq, e.attempt)).unzip()
+    fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
+        self.lock().iter().map(|(seq, e)| (*seq, e.claim)).unzip()
     }
 }
 
@@ -165,7 +173,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
-        let (seqs, attempts) = shared.inflight.snapshot();
+        let (seqs, claims) = shared.inflight.snapshot();
         if seqs.is_empty() {
             continue;
         }
@@ -175,7 +183,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             &shared.pool,
             &shared.config.worker_id,
             &seqs,
-            &attempts,
+            &claims,
             shared.config.lease,
         )
         .await
@@ -193,13 +201,13 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
 
         let held_seqs: HashMap<i64, bool> =
             held.iter().map(|h| (h.seq, h.cancel_requested)).collect();
-        for (seq, attempt) in seqs.into_iter().zip(attempts) {
+        for (seq, claim) in seqs.into_iter().zip(claims) {
             // An outcome written since the snapshot also drops the row from
             // the answer. The renewal even waits for such a write, on the
             // row lock, and returns as it commits: before the completer has
             // forgotten the attempt. So only attempts whose guest is still
             // running are stopped; an ended one has nothing left to stop.
-            let Some(signal) = shared.inflight.running_stop_signal(seq, attempt) else {
+            let Some(signal) = shared.inflight.running_stop_signal(seq, claim) else {
                 continue;
             };
             match held_seqs.get(&seq) {
@@ -209,7 +217,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
                 Some(&cancel_requested) => {
                     shared
                         .inflight
-                        .renew(seq, attempt, sent + shared.config.lease);
+                        .renew(seq, claim, sent + shared.config.lease);
                     if cancel_requested {
                         signal.stop(StopReason::Cancelled);
                     }
@@ -218,7 +226,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
                     tracing::warn!(
                         worker_id = %shared.config.worker_id,
                         seq,
-                        attempt,
+                        claim,
                         "lease lost; stopping the attempt"
                     );
                     signal.stop(StopReason::LeaseLost);
@@ -251,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn renewals_move_the_local_lease_of_the_same_attempt_only() {
+    fn renewals_move_the_local_lease_of_the_same_claim_only() {
         let inflight = InFlight::default();
         let start = Instant::now();
         inflight.insert(7, 2, start);

@@ -246,6 +246,7 @@ impl Bench {
             let attempt = Attempt {
                 seq: 0,
                 worker_id: "bench",
+                claim: 0,
                 id: "bench",
                 kind: KIND,
                 queue: "default",

@@ -133,7 +133,7 @@ impl Host for State {
             &self.job.pool,
             &self.job.worker_id,
             self.job.seq,
-            self.job.attempt as i32,
+            self.job.claim,
             percent,
             &message,
             self.job.lease,
