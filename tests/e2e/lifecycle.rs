@@ -44,7 +44,13 @@ async fn generated_ids_are_returned_and_accepted() {
         first.id, second.id,
         "each enqueue without job_id makes a new job"
     );
-    assert!(uuid::Uuid::parse_str(&first.id).is_ok(), "{}", first.id);
+    let generated = uuid::Uuid::parse_str(&first.id).expect("a generated id is a UUID");
+    assert_eq!(
+        generated.get_version(),
+        Some(uuid::Version::SortRand),
+        "generated ids begin with the time: {}",
+        first.id
+    );
     spool.wait_for_state(&first.id, JobState::Completed).await;
     spool.stop().await;
 }

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::{Acquire, PgConnection};
 
+use super::enqueue::new_job_id;
 use super::{Error, NewJob, Result};
 
 /// What [`job_insert_batch`] did.
@@ -75,7 +76,7 @@ pub async fn job_insert_batch(
                 keyed.push(job, state, max_attempts, run_at);
             }
             None => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = new_job_id();
                 copy_row(&mut copy, tenant, &id, job, state, max_attempts, run_at);
                 ids.push(id);
             }
