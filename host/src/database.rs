@@ -53,10 +53,14 @@ pub enum Error {
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
     #[error(
-        "database {database:?} does not exist: create it (createdb {database}), or leave \
-         DATABASE_URL unset to use the local `spool` database, which Spool creates"
+        "database {database:?} does not exist: create it (createdb {database}){}",
+        fallback_advice(*.fallback)
     )]
-    Missing { database: String },
+    Missing {
+        database: String,
+        /// The database the command uses without `DATABASE_URL`.
+        fallback: Option<&'static str>,
+    },
     #[error("connect to database {database:?}")]
     Connect {
         database: String,
@@ -81,11 +85,23 @@ pub struct Target {
     /// default database, so that a mistyped `DATABASE_URL` is an error
     /// rather than a new empty database.
     create_if_missing: bool,
+    /// The local database used without a URL, to suggest when the URL's
+    /// database is missing.
+    fallback: Option<&'static str>,
+}
+
+/// What to suggest besides creating a missing database.
+fn fallback_advice(fallback: Option<&str>) -> String {
+    fallback.map_or_else(String::new, |name| {
+        format!(
+            ", or leave DATABASE_URL unset to use the local `{name}` database, which Spool creates"
+        )
+    })
 }
 
 impl Target {
-    /// `url` if given, otherwise the default local database.
-    pub fn new(url: Option<&str>) -> Result<Self, Error> {
+    /// `url` if given, otherwise `fallback` on the local server.
+    pub fn new(url: Option<&str>, fallback: &'static str) -> Result<Self, Error> {
         match url {
             Some(url) => {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -98,9 +114,10 @@ impl Target {
                 Ok(Self {
                     options,
                     create_if_missing: false,
+                    fallback: Some(fallback),
                 })
             }
-            None => Ok(Self::local(DEFAULT_DATABASE)),
+            None => Ok(Self::local(fallback)),
         }
     }
 
@@ -110,6 +127,7 @@ impl Target {
         Self {
             options: PgConnectOptions::new().database(name),
             create_if_missing: true,
+            fallback: None,
         }
     }
 
@@ -118,6 +136,7 @@ impl Target {
         Self {
             options,
             create_if_missing: false,
+            fallback: None,
         }
     }
 
@@ -146,6 +165,7 @@ impl Target {
             .map_err(|source| match is_missing_database(&source) {
                 true => Error::Missing {
                     database: self.database(),
+                    fallback: self.fallback,
                 },
                 false => Error::Connect {
                     database: self.database(),
@@ -239,11 +259,11 @@ mod tests {
 
     #[test]
     fn default_target_is_the_spool_database() {
-        let target = Target::new(None).unwrap();
+        let target = Target::new(None, DEFAULT_DATABASE).unwrap();
         assert_eq!(target.database(), "spool");
 
-        let target = Target::new(Some("postgres://u@h/other")).unwrap();
+        let target = Target::new(Some("postgres://u@h/other"), DEFAULT_DATABASE).unwrap();
         assert_eq!(target.database(), "other");
-        assert!(Target::new(Some("mysql://nope")).is_err());
+        assert!(Target::new(Some("mysql://nope"), DEFAULT_DATABASE).is_err());
     }
 }

@@ -7,10 +7,15 @@ use crate::support::TestDb;
 
 /// Runs `spool bench <args>` on `db` with small workloads.
 async fn bench(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+    bench_at(&db.url(), args).await
+}
+
+/// Runs `spool bench <args>` on the database at `url`.
+async fn bench_at(url: &str, args: &[&str]) -> (bool, String, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_spool"))
         .arg("bench")
         .args(args)
-        .env("DATABASE_URL", db.url())
+        .env("DATABASE_URL", url)
         .envs([
             ("N_BULK", "300"),
             ("N_SINGLE", "40"),
@@ -75,13 +80,32 @@ async fn the_table_reports_medians_and_refuses_other_databases() {
     let (ok, stdout, stderr) = bench(&db, &["--runs", "1", "--workloads", "C,F"]).await;
     let (refused, _, why) = bench(&other, &["--workloads", "A"]).await;
     let (no_runs, _, zero) = bench(&db, &["--runs", "0"]).await;
+    let missing_name = format!("{}_never_created", db.name);
+    let missing_url = db.url().replacen(&db.name, &missing_name, 1);
+    let (missing, _, advice) = bench_at(&missing_url, &["--workloads", "A"]).await;
 
     assert!(ok, "{stderr}");
     assert!(
         stderr.contains("spool bench on database spool_bench_test"),
         "the settings are named first: {stderr}"
     );
-    assert!(stdout.contains("C work, jobs/s"), "{stdout}");
+    let rate = stdout
+        .lines()
+        .find(|line| line.contains("C work, jobs/s"))
+        .unwrap_or_else(|| panic!("no C row in {stdout}"));
+    let median = rate
+        .split_whitespace()
+        .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+        .expect("the row has a median");
+    assert!(
+        median.chars().all(|c| c.is_ascii_digit()),
+        "rates are whole jobs per second: {rate}"
+    );
+    assert!(!missing);
+    assert!(
+        advice.contains("leave DATABASE_URL unset to use the local `spool_bench` database"),
+        "{advice}"
+    );
     assert!(!no_runs);
     assert!(zero.contains("--runs"), "{zero}");
     assert!(stdout.contains("F lone job wait p50, ms"), "{stdout}");

@@ -1,6 +1,6 @@
 //! Creating and migrating the database.
 
-use spool::database::{self, Target};
+use spool::database::{self, DEFAULT_DATABASE, Target};
 use sqlx::Connection;
 
 #[tokio::test]
@@ -52,7 +52,11 @@ async fn a_missing_local_database_is_created_and_migrated() {
 async fn a_missing_database_named_by_url_is_an_error() {
     let url = "postgres:///spool_test_no_such_database";
 
-    let error = Target::new(Some(url)).unwrap().open(1).await.unwrap_err();
+    let error = Target::new(Some(url), DEFAULT_DATABASE)
+        .unwrap()
+        .open(1)
+        .await
+        .unwrap_err();
 
     let message = format!("{error}");
     assert_eq!(

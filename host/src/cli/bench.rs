@@ -140,10 +140,20 @@ pub enum BenchStep {
     },
 }
 
+/// A figure as the table shows it: rates in whole jobs per second, times
+/// to a tenth.
+fn shown(name: &str, value: f64) -> String {
+    if name.ends_with("jobs/s") {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
 /// `spool bench`.
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let target = match &args.database_url {
-        Some(url) => Target::new(Some(url))?,
+        Some(url) => Target::new(Some(url), BENCH_DATABASE)?,
         None => Target::local(BENCH_DATABASE),
     };
     ensure!(
@@ -202,7 +212,7 @@ impl Bench {
                 let shown: Vec<String> = measured
                     .figures
                     .iter()
-                    .map(|(name, value)| format!("{name} {value:.1}"))
+                    .map(|(name, value)| format!("{name} {}", shown(name, *value)))
                     .collect();
                 eprintln!("{workload} run {run}/{runs}: {}", shown.join(", "));
                 for (name, value) in measured.figures {
@@ -215,12 +225,9 @@ impl Bench {
         }
         let mut table = output::table(&["figure", "median", "runs"]);
         for (name, values) in rows {
-            let runs: Vec<String> = values.iter().map(|v| format!("{v:.1}")).collect();
-            table.add_row(vec![
-                name,
-                format!("{:.1}", median(&values)),
-                runs.join(" / "),
-            ]);
+            let runs: Vec<String> = values.iter().map(|v| shown(&name, *v)).collect();
+            let middle = shown(&name, median(&values));
+            table.add_row(vec![name, middle, runs.join(" / ")]);
         }
         println!("{table}");
         Ok(())

@@ -144,7 +144,7 @@ async fn open_database(url: Option<&str>) -> anyhow::Result<(PgPool, String)> {
         return Ok((pool, DEMO_DATABASE.to_string()));
     };
 
-    let target = Target::new(Some(url))?;
+    let target = Target::new(Some(url), DEMO_DATABASE)?;
     let pool = target.open(MAX_CONNECTIONS).await?;
     let jobs: i64 = queue::job_counts(&pool, None)
         .await

@@ -8,7 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{DatabaseArgs, parse_duration};
 use crate::api::AdminToken;
-use crate::database::{self, Target};
+use crate::database::{self, DEFAULT_DATABASE, Target};
 use crate::maintenance::MaintenanceConfig;
 use crate::maintenance::cleaner::Retention;
 use crate::queue::RetryPolicy;
@@ -126,7 +126,7 @@ impl WorkerArgs {
 }
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
-    let target = Target::new(args.database_url.as_deref())?;
+    let target = Target::new(args.database_url.as_deref(), DEFAULT_DATABASE)?;
     let pool = target.open(1).await?;
     pool.close().await;
     println!("database {} is migrated", target.database());
@@ -150,7 +150,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 async fn run_server(args: &WorkerArgs, config: ServerConfig) -> anyhow::Result<()> {
-    let target = Target::new(args.database.database_url.as_deref())?;
+    let target = Target::new(args.database.database_url.as_deref(), DEFAULT_DATABASE)?;
     let pool = target.open(args.max_connections).await?;
     tracing::info!(
         database = %target.database(),
