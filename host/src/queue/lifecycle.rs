@@ -152,8 +152,8 @@ pub async fn job_claim(
             returning seq, claim, tenant, id, kind, queue, params::text as params, attempt,
                       max_attempts
         )
-        select c.seq as "seq!", c.claim as "claim!", c.tenant as "tenant!", c.id as "id!", c.kind as "kind!",
-               c.queue as "queue!", c.params as "params!", c.attempt as "attempt!",
+        select c.seq as "seq!", c.claim as "claim!", c.tenant as "tenant!", c.id as "id!",
+               c.kind as "kind!", c.queue as "queue!", c.params as "params!", c.attempt as "attempt!",
                c.max_attempts as "max_attempts!", m.digest as "digest?",
                m.timeout_ms as "timeout_ms?", m.memory_limit_bytes as "memory_limit_bytes?",
                m.allowed_hosts as "allowed_hosts?"
@@ -204,11 +204,12 @@ pub struct Heartbeat {
     pub cancel_requested: bool,
 }
 
-/// Extends the leases of `worker_id`'s attempts, jobs `seqs` of `claims`,
-/// to `lease` from now. Returns the attempts that still hold their lease, and whether each was
-/// asked to stop; an attempt missing from the answer lost its job
-/// (rescued, finished elsewhere, claimed again by another worker, or its
-/// lease ran out and awaits the rescuer) and must stop without writing.
+/// Extends the leases of `worker_id`'s attempts (jobs `seqs`, begun by
+/// `claims`) to `lease` from now. Returns the attempts that still hold
+/// their lease, and whether each was asked to stop; an attempt missing
+/// from the answer lost its job (rescued, finished elsewhere, claimed
+/// again, or its lease ran out and awaits the rescuer) and must stop
+/// without writing.
 pub async fn job_heartbeat(
     db: impl PgExecutor<'_>,
     worker_id: &str,
@@ -390,8 +391,8 @@ impl<'a> Outcome<'a> {
 }
 
 /// Hands `worker_id`'s attempt of job `seq`, begun by `claim`, back
-/// without charging it: the attempt count is
-/// restored and the job may run again after `delay` (at once when zero).
+/// without charging it: the attempt count is restored and the job may run
+/// again after `delay` (at once when zero).
 /// For host faults (the module could not be loaded, the worker is shutting
 /// down), which are not the job's doing.
 pub async fn job_release(
