@@ -58,7 +58,7 @@ pub enum Error {
     )]
     Missing {
         database: String,
-        /// The database the command uses without `DATABASE_URL`.
+        /// The database the command uses without a URL.
         fallback: Option<&'static str>,
     },
     #[error("connect to database {database:?}")]
@@ -93,9 +93,7 @@ pub struct Target {
 /// What to suggest besides creating a missing database.
 fn fallback_advice(fallback: Option<&str>) -> String {
     fallback.map_or_else(String::new, |name| {
-        format!(
-            ", or leave DATABASE_URL unset to use the local `{name}` database, which Spool creates"
-        )
+        format!(", or give no database URL to use the local `{name}` database, which Spool creates")
     })
 }
 

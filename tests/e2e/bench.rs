@@ -103,7 +103,7 @@ async fn the_table_reports_medians_and_refuses_other_databases() {
     );
     assert!(!missing);
     assert!(
-        advice.contains("leave DATABASE_URL unset to use the local `spool_bench` database"),
+        advice.contains("give no database URL to use the local `spool_bench` database"),
         "{advice}"
     );
     assert!(!no_runs);

@@ -62,7 +62,7 @@ async fn a_missing_database_named_by_url_is_an_error() {
     assert_eq!(
         message,
         "database \"spool_test_no_such_database\" does not exist: create it \
-         (createdb spool_test_no_such_database), or leave DATABASE_URL unset to use \
+         (createdb spool_test_no_such_database), or give no database URL to use \
          the local `spool` database, which Spool creates"
     );
 }

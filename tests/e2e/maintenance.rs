@@ -440,10 +440,18 @@ async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
     assert!(!released);
     assert_eq!(row(pool, "undone").await, running);
 
-    let renewed = queue::job_heartbeat(pool, DEAD, &[second.seq], &[second.claim], WAIT)
-        .await
-        .unwrap();
-    assert_eq!(renewed.len(), 1, "the second attempt holds the job");
+    // The worker renews both attempts at once, as it holds both.
+    let renewed = queue::job_heartbeat(
+        pool,
+        DEAD,
+        &[second.seq, first.seq],
+        &[second.claim, first.claim],
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let held: Vec<(i64, i64)> = renewed.iter().map(|h| (h.seq, h.claim)).collect();
+    assert_eq!(held, [(second.seq, second.claim)], "only the second holds");
     let finish = Finish::completed(second.seq, second.claim, 1, r#"{"second": true}"#.into());
     let written = queue::job_finish_many(pool, Some(DEAD), &[finish])
         .await

@@ -201,6 +201,7 @@ pub fn claim_cursor(cursor: &str, claimed: &[Claimed]) -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {
     pub seq: i64,
+    pub claim: i64,
     pub cancel_requested: bool,
 }
 
@@ -217,18 +218,23 @@ pub async fn job_heartbeat(
     claims: &[i64],
     lease: Duration,
 ) -> Result<Vec<Heartbeat>> {
-    let claim_of: BTreeMap<i64, i64> = seqs.iter().copied().zip(claims.iter().copied()).collect();
+    // A job may appear with two claims: one a crash undid, and the one
+    // that replaced it. Each job maps to all of its claims.
+    let mut claims_of: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (seq, claim) in seqs.iter().zip(claims) {
+        claims_of.entry(*seq).or_default().push(*claim);
+    }
     let held = sqlx::query_as!(
         Heartbeat,
         r#"
         update spool.jobs j
         set leased_until = now() + make_interval(secs => $3)
-        where j.seq = any($1) and j.claim = ($2::jsonb ->> j.seq::text)::bigint
+        where j.seq = any($1) and ($2::jsonb -> j.seq::text) @> to_jsonb(j.claim)
           and j.leased_until > now() and j.worker_id = $4
-        returning j.seq, j.cancel_requested_at is not null as "cancel_requested!"
+        returning j.seq, j.claim, j.cancel_requested_at is not null as "cancel_requested!"
         "#,
         seqs,
-        Json(&claim_of) as _,
+        Json(&claims_of) as _,
         lease.as_secs_f64(),
         worker_id,
     )

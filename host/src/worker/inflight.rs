@@ -48,8 +48,6 @@ impl Stop {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    /// The claim that began the attempt.
-    claim: i64,
     stop: Stop,
     /// When the lease runs out by this process's clock.
     lease: LeaseClock,
@@ -58,20 +56,21 @@ struct Entry {
     ended: bool,
 }
 
-/// Attempts between claim and the write of their outcome, by job `seq`.
+/// Attempts between claim and the write of their outcome, by job `seq`
+/// and the claim that began them.
 ///
-/// Entries are named by job and claim. After a crash of the database
-/// undid a claim, this worker may claim the same job again while the
-/// first attempt still runs: the new entry then takes the job's place, and
-/// the first attempt, no longer renewed, stops when its lease runs out
-/// and writes nothing, as the table names the new claim.
+/// A job usually has one entry. After a crash of the database undid a
+/// claim, this worker may claim the same job again, as the same attempt
+/// number, while the first attempt still runs: both entries are kept, so
+/// that cancellation and shutdown reach both, and the next renewal stops
+/// the first, whose claim the table no longer names.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    entries: Mutex<HashMap<i64, Entry>>,
+    entries: Mutex<HashMap<(i64, i64), Entry>>,
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), Entry>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -81,9 +80,8 @@ impl InFlight {
     /// runs out at `lease_until`.
     pub fn insert(&self, seq: i64, claim: i64, lease_until: Instant) {
         self.lock().insert(
-            seq,
+            (seq, claim),
             Entry {
-                claim,
                 stop: Stop::default(),
                 lease: LeaseClock::new(lease_until),
                 ended: false,
@@ -94,14 +92,13 @@ impl InFlight {
     /// The stop signal and lease clock of an attempt, if it is held.
     pub fn signals(&self, seq: i64, claim: i64) -> Option<(Stop, LeaseClock)> {
         self.lock()
-            .get(&seq)
-            .filter(|e| e.claim == claim)
+            .get(&(seq, claim))
             .map(|e| (e.stop.clone(), e.lease.clone()))
     }
 
     /// Moves the local end of an attempt's lease to `until`.
     fn renew(&self, seq: i64, claim: i64, until: Instant) {
-        if let Some(entry) = self.lock().get(&seq).filter(|e| e.claim == claim) {
+        if let Some(entry) = self.lock().get(&(seq, claim)) {
             entry.lease.extend_to(until);
         }
     }
@@ -110,7 +107,7 @@ impl InFlight {
     /// Its lease is renewed until the outcome is written, but it is no
     /// longer stopped.
     pub fn end(&self, seq: i64, claim: i64) {
-        if let Some(entry) = self.lock().get_mut(&seq).filter(|e| e.claim == claim) {
+        if let Some(entry) = self.lock().get_mut(&(seq, claim)) {
             entry.ended = true;
         }
     }
@@ -118,8 +115,8 @@ impl InFlight {
     /// The stop signal of an attempt that is held and has not ended.
     fn running_stop_signal(&self, seq: i64, claim: i64) -> Option<Stop> {
         self.lock()
-            .get(&seq)
-            .filter(|e| e.claim == claim && !e.ended)
+            .get(&(seq, claim))
+            .filter(|e| !e.ended)
             .map(|e| e.stop.clone())
     }
 
@@ -130,21 +127,23 @@ impl InFlight {
 
     /// Forgets an attempt once its outcome is written.
     pub fn remove(&self, seq: i64, claim: i64) {
-        let mut entries = self.lock();
-        if entries.get(&seq).is_some_and(|e| e.claim == claim) {
-            entries.remove(&seq);
-        }
+        self.lock().remove(&(seq, claim));
     }
 
-    /// Stops the attempt of job `seq`, whatever its claim.
+    /// Stops the attempts of job `seq`, whatever their claim. Returns
+    /// whether there were any.
     pub fn stop(&self, seq: i64, reason: StopReason) -> bool {
-        match self.lock().get(&seq) {
-            Some(entry) => {
-                entry.stop.stop(reason);
-                true
-            }
-            None => false,
+        let entries = self.lock();
+        let mut found = false;
+        for entry in entries
+            .iter()
+            .filter(|((s, _), _)| *s == seq)
+            .map(|(_, e)| e)
+        {
+            entry.stop.stop(reason);
+            found = true;
         }
+        found
     }
 
     /// Stops every attempt; returns how many there were.
@@ -157,7 +156,7 @@ impl InFlight {
     }
 
     fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
-        self.lock().iter().map(|(seq, e)| (*seq, e.claim)).unzip()
+        self.lock().keys().copied().unzip()
     }
 }
 
@@ -199,8 +198,10 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             }
         };
 
-        let held_seqs: HashMap<i64, bool> =
-            held.iter().map(|h| (h.seq, h.cancel_requested)).collect();
+        let held: HashMap<(i64, i64), bool> = held
+            .iter()
+            .map(|h| ((h.seq, h.claim), h.cancel_requested))
+            .collect();
         for (seq, claim) in seqs.into_iter().zip(claims) {
             // An outcome written since the snapshot also drops the row from
             // the answer. The renewal even waits for such a write, on the
@@ -210,7 +211,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             let Some(signal) = shared.inflight.running_stop_signal(seq, claim) else {
                 continue;
             };
-            match held_seqs.get(&seq) {
+            match held.get(&(seq, claim)) {
                 // A cancelled attempt still holds its lease until it has
                 // stopped and written that it was cancelled (it may be
                 // compiling, and see the request only after that).
@@ -256,6 +257,31 @@ mod tests {
         assert_eq!(inflight.snapshot(), (vec![7], vec![1]));
         inflight.remove(7, 1);
         assert_eq!(inflight.snapshot(), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_job_claimed_twice_keeps_both_attempts_within_reach() {
+        let inflight = InFlight::default();
+        inflight.insert(7, 1, Instant::now());
+        inflight.insert(7, 2, Instant::now());
+        inflight.insert(8, 3, Instant::now());
+        let (first, _) = inflight.signals(7, 1).unwrap();
+        let (second, _) = inflight.signals(7, 2).unwrap();
+        let (other, _) = inflight.signals(8, 3).unwrap();
+
+        assert!(inflight.stop(7, StopReason::Cancelled));
+        assert_eq!(first.reason(), Some(StopReason::Cancelled));
+        assert_eq!(second.reason(), Some(StopReason::Cancelled));
+        assert_eq!(other.reason(), None);
+
+        let (mut seqs, mut claims) = inflight.snapshot();
+        seqs.sort_unstable();
+        claims.sort_unstable();
+        assert_eq!((seqs, claims), (vec![7, 7, 8], vec![1, 2, 3]));
+        inflight.remove(7, 1);
+        assert!(inflight.signals(7, 1).is_none());
+        assert!(inflight.signals(7, 2).is_some());
+        assert!(!inflight.stop(9, StopReason::Cancelled));
     }
 
     #[test]
