@@ -452,11 +452,15 @@ async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
     .unwrap();
     let held: Vec<(i64, i64)> = renewed.iter().map(|h| (h.seq, h.claim)).collect();
     assert_eq!(held, [(second.seq, second.claim)], "only the second holds");
+    // Both attempts end in one batch, the stale one last: the row's claim
+    // picks the second's outcome.
     let finish = Finish::completed(second.seq, second.claim, 1, r#"{"second": true}"#.into());
-    let written = queue::job_finish_many(pool, Some(DEAD), &[finish])
+    let written = queue::job_finish_many(pool, Some(DEAD), &[finish, late])
         .await
         .unwrap();
     assert_eq!(written, [(second.seq, JobState::Completed)]);
+    let done = spool.client.job_get("undone").await.unwrap();
+    assert_eq!(done.result, Some(json!({"second": true})));
     spool.stop().await;
 }
 

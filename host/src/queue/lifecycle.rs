@@ -313,30 +313,35 @@ pub async fn job_finish_many(
     worker_id: Option<&str>,
     finishes: &[Finish],
 ) -> Result<Vec<(i64, JobState)>> {
-    let outcomes = finishes
-        .iter()
-        .map(|f| Ok((f.seq, Outcome::of(f)?)))
-        .collect::<Result<BTreeMap<_, _>>>()?;
+    let outcomes = outcomes_by_job_and_claim(finishes)?;
 
     let rows = sqlx::query!(
         r#"
         update spool.jobs j
-        set state = case when $1::jsonb -> j.seq::text ->> 'state' = 'retryable'
-                              and j.cancel_requested_at is not null
-                         then 'cancelled' else $1::jsonb -> j.seq::text ->> 'state' end,
-            finalized_at = case when $1::jsonb -> j.seq::text ->> 'state' = 'retryable'
-                                     and j.cancel_requested_at is null
-                                then null else now() end,
-            result = $1::jsonb -> j.seq::text -> 'result',
-            errors = case when $1::jsonb -> j.seq::text -> 'error' is null then j.errors
-                          else j.errors || jsonb_build_array($1::jsonb -> j.seq::text -> 'error')
-                     end,
-            run_at = case when $1::jsonb -> j.seq::text ->> 'state' = 'retryable'
-                          then clock_timestamp() + make_interval(
-                              secs => ($1::jsonb -> j.seq::text ->> 'delay')::float8)
-                          else j.run_at end,
+        set state = case
+                when $1::jsonb -> j.seq::text -> j.claim::text ->> 'state' = 'retryable'
+                     and j.cancel_requested_at is not null then 'cancelled'
+                else $1::jsonb -> j.seq::text -> j.claim::text ->> 'state'
+            end,
+            finalized_at = case
+                when $1::jsonb -> j.seq::text -> j.claim::text ->> 'state' = 'retryable'
+                     and j.cancel_requested_at is null then null
+                else now()
+            end,
+            result = $1::jsonb -> j.seq::text -> j.claim::text -> 'result',
+            errors = case
+                when $1::jsonb -> j.seq::text -> j.claim::text -> 'error' is null then j.errors
+                else j.errors
+                     || jsonb_build_array($1::jsonb -> j.seq::text -> j.claim::text -> 'error')
+            end,
+            run_at = case
+                when $1::jsonb -> j.seq::text -> j.claim::text ->> 'state' = 'retryable'
+                then clock_timestamp() + make_interval(
+                    secs => ($1::jsonb -> j.seq::text -> j.claim::text ->> 'delay')::float8)
+                else j.run_at
+            end,
             leased_until = null
-        where j.seq = any($2) and j.claim = ($1::jsonb -> j.seq::text ->> 'claim')::bigint
+        where j.seq = any($2) and ($1::jsonb -> j.seq::text) ? j.claim::text
           and j.leased_until is not null and ($3::text is null or j.worker_id = $3)
         returning j.seq, j.state
         "#,
@@ -354,8 +359,24 @@ pub async fn job_finish_many(
         .collect())
 }
 
-/// One attempt's end as the finishing statement reads it, keyed by seq in
-/// a single jsonb parameter.
+/// The finishing statement's jsonb parameter: outcomes by job, then by
+/// claim. A batch can hold two attempts of one job when a crash undid the
+/// first one's claim and both then ended (a cancel stops both at once);
+/// the row's own claim picks the one that still owns it.
+fn outcomes_by_job_and_claim(
+    finishes: &[Finish],
+) -> Result<BTreeMap<i64, BTreeMap<i64, Outcome<'_>>>> {
+    let mut outcomes: BTreeMap<i64, BTreeMap<i64, Outcome>> = BTreeMap::new();
+    for finish in finishes {
+        outcomes
+            .entry(finish.seq)
+            .or_default()
+            .insert(finish.claim, Outcome::of(finish)?);
+    }
+    Ok(outcomes)
+}
+
+/// One attempt's end as the finishing statement reads it.
 ///
 /// The statements above look each row's input up by key rather than
 /// joining an `unnest()` of arrays: with a generic plan, PostgreSQL runs
@@ -366,7 +387,6 @@ pub async fn job_finish_many(
 /// running job through `jobs_lease_idx` over the primary key.
 #[derive(Serialize)]
 struct Outcome<'a> {
-    claim: i64,
     state: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a RawValue>,
@@ -387,7 +407,6 @@ impl<'a> Outcome<'a> {
                 })
         };
         Ok(Self {
-            claim: finish.claim,
             state: finish.state.as_str(),
             result: raw(&finish.result)?,
             error: raw(&finish.error)?,
@@ -532,17 +551,25 @@ mod tests {
             error: Some(r#"{"attempt": 2, "error": "timeout"}"#.into()),
             retry_in_secs: 1.5,
         };
-        let outcomes: BTreeMap<i64, Outcome> = [&completed, &retry]
-            .into_iter()
-            .map(|f| (f.seq, Outcome::of(f).unwrap()))
-            .collect();
+        // A stale attempt of job 7, whose claim a crash undid.
+        let stale = Finish {
+            claim: 40,
+            state: JobState::Cancelled,
+            result: None,
+            ..completed.clone()
+        };
+        let finishes = [completed, retry, stale];
+        let outcomes = outcomes_by_job_and_claim(&finishes).unwrap();
         let document: Value = serde_json::to_value(&outcomes).unwrap();
         assert_eq!(
             document,
             json!({
-                "7": {"claim": 41, "state": "completed", "result": {"sent": [1, 2]}, "delay": 0.0},
-                "8": {"claim": 42, "state": "retryable",
-                      "error": {"attempt": 2, "error": "timeout"}, "delay": 1.5},
+                "7": {
+                    "40": {"state": "cancelled", "delay": 0.0},
+                    "41": {"state": "completed", "result": {"sent": [1, 2]}, "delay": 0.0},
+                },
+                "8": {"42": {"state": "retryable",
+                             "error": {"attempt": 2, "error": "timeout"}, "delay": 1.5}},
             })
         );
     }

@@ -5,6 +5,7 @@
 //! load. While other attempts still run, a batch waits up to [`LINGER`]
 //! for their outcomes to join it; a lone outcome is written at once.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,12 +120,15 @@ async fn write(shared: &Shared, batch: &[Completion]) {
 async fn finish_all(shared: &Shared, finishes: &[Finish]) {
     let started = Instant::now();
     match retrying(shared, "record outcomes", || record(shared, finishes)).await {
-        Ok(_) => {
+        Ok(written) => {
             tracing::debug!(
                 count = finishes.len(),
                 elapsed_us = started.elapsed().as_micros() as u64,
                 "recorded outcomes"
             );
+            if written.len() < finishes.len() {
+                log_unwritten(shared, finishes, &written);
+            }
             return;
         }
         Err(e) if !is_data_error(&e) => {
@@ -163,6 +167,35 @@ async fn finish_all(shared: &Shared, finishes: &[Finish]) {
                 seq = finish.seq,
                 error = %error_chain(&e),
                 "could not record a discarded outcome",
+            );
+        }
+    }
+}
+
+/// Says which outcomes the database refused: their attempts no longer
+/// held their jobs (rescued, or a crash undid their claim and the job was
+/// claimed again), so what they logged as their outcome was not recorded.
+fn log_unwritten(shared: &Shared, finishes: &[Finish], written: &[(i64, JobState)]) {
+    let written: HashSet<i64> = written.iter().map(|(seq, _)| *seq).collect();
+    let mut claims: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for finish in finishes {
+        claims.entry(finish.seq).or_default().push(finish.claim);
+    }
+    for (seq, claims) in claims {
+        if !written.contains(&seq) {
+            tracing::warn!(
+                worker_id = %shared.config.worker_id,
+                seq,
+                claims = ?claims,
+                "outcome not recorded: the attempt no longer holds its job"
+            );
+        } else if claims.len() > 1 {
+            tracing::warn!(
+                worker_id = %shared.config.worker_id,
+                seq,
+                claims = ?claims,
+                "attempts of one job ended together; only the one whose claim the job \
+                 still names was recorded"
             );
         }
     }
