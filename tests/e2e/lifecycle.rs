@@ -174,7 +174,14 @@ async fn a_retried_failure_can_succeed_later() {
 async fn job_errors_choose_the_outcome() {
     let spool = Harness::start().await;
     spool.deploy_probe(&[]).await;
-    let error = |outcome: &str, seconds: u32| json!({"do": "error", "outcome": outcome, "message": format!("{outcome} please"), "seconds": seconds});
+    let error = |outcome: &str, seconds: u32| {
+        json!({
+            "do": "error",
+            "outcome": outcome,
+            "message": format!("{outcome} please"),
+            "seconds": seconds,
+        })
+    };
 
     spool.probe("fail", error("fail", 0)).await;
     spool.probe("cancel", error("cancel", 0)).await;

@@ -345,7 +345,7 @@ async fn a_rescued_attempt_can_no_longer_write() {
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.claim], WAIT)
+    let renewed = queue::job_heartbeat(pool, DEAD, &[(dead.seq, dead.claim)], WAIT)
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
@@ -367,7 +367,7 @@ async fn a_rescued_attempt_can_no_longer_write() {
         .await
         .unwrap();
     assert!(!released);
-    let renewed = queue::job_heartbeat(pool, DEAD, &[dead.seq], &[dead.claim], WAIT)
+    let renewed = queue::job_heartbeat(pool, DEAD, &[(dead.seq, dead.claim)], WAIT)
         .await
         .unwrap();
     assert!(renewed.is_empty(), "{renewed:?}");
@@ -423,7 +423,7 @@ async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
         .await
         .unwrap();
     assert!(written.is_empty(), "{written:?}");
-    let renewed = queue::job_heartbeat(pool, DEAD, &[first.seq], &[first.claim], WAIT)
+    let renewed = queue::job_heartbeat(pool, DEAD, &[(first.seq, first.claim)], WAIT)
         .await
         .unwrap();
     assert!(
@@ -444,8 +444,7 @@ async fn an_attempt_whose_claim_was_undone_cannot_write_over_the_next_claim() {
     let renewed = queue::job_heartbeat(
         pool,
         DEAD,
-        &[second.seq, first.seq],
-        &[second.claim, first.claim],
+        &[(second.seq, second.claim), (first.seq, first.claim)],
         WAIT,
     )
     .await

@@ -153,7 +153,8 @@ pub async fn job_claim(
                       max_attempts
         )
         select c.seq as "seq!", c.claim as "claim!", c.tenant as "tenant!", c.id as "id!",
-               c.kind as "kind!", c.queue as "queue!", c.params as "params!", c.attempt as "attempt!",
+               c.kind as "kind!", c.queue as "queue!", c.params as "params!",
+               c.attempt as "attempt!",
                c.max_attempts as "max_attempts!", m.digest as "digest?",
                m.timeout_ms as "timeout_ms?", m.memory_limit_bytes as "memory_limit_bytes?",
                m.allowed_hosts as "allowed_hosts?"
@@ -185,8 +186,7 @@ pub async fn job_claim(
 /// have used it: not even one that a crash undid and whose attempt still
 /// runs.
 pub fn new_claim() -> i64 {
-    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
-    i64::from_ne_bytes(high.to_ne_bytes())
+    uuid::Uuid::new_v4().as_u64_pair().0 as i64
 }
 
 /// Where the next claim's walk over tenants starts: after the claimed
@@ -205,8 +205,8 @@ pub struct Heartbeat {
     pub cancel_requested: bool,
 }
 
-/// Extends the leases of `worker_id`'s attempts (jobs `seqs`, begun by
-/// `claims`) to `lease` from now. Returns the attempts that still hold
+/// Extends the leases of `worker_id`'s attempts, given as (job seq, claim)
+/// pairs, to `lease` from now. Returns the attempts that still hold
 /// their lease, and whether each was asked to stop; an attempt missing
 /// from the answer lost its job (rescued, finished elsewhere, claimed
 /// again, or its lease ran out and awaits the rescuer) and must stop
@@ -214,15 +214,14 @@ pub struct Heartbeat {
 pub async fn job_heartbeat(
     db: impl PgExecutor<'_>,
     worker_id: &str,
-    seqs: &[i64],
-    claims: &[i64],
+    attempts: &[(i64, i64)],
     lease: Duration,
 ) -> Result<Vec<Heartbeat>> {
     // A job may appear with two claims: one a crash undid, and the one
     // that replaced it. Each job maps to all of its claims.
     let mut claims_of: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (seq, claim) in seqs.iter().zip(claims) {
-        claims_of.entry(*seq).or_default().push(*claim);
+    for &(seq, claim) in attempts {
+        claims_of.entry(seq).or_default().push(claim);
     }
     let held = sqlx::query_as!(
         Heartbeat,
@@ -233,7 +232,7 @@ pub async fn job_heartbeat(
           and j.leased_until > now() and j.worker_id = $4
         returning j.seq, j.claim, j.cancel_requested_at is not null as "cancel_requested!"
         "#,
-        seqs,
+        &claims_of.keys().copied().collect::<Vec<i64>>(),
         Json(&claims_of) as _,
         lease.as_secs_f64(),
         worker_id,

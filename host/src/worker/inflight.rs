@@ -155,8 +155,9 @@ impl InFlight {
         entries.len()
     }
 
-    fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
-        self.lock().keys().copied().unzip()
+    /// The (job seq, claim) of every attempt held.
+    fn snapshot(&self) -> Vec<(i64, i64)> {
+        self.lock().keys().copied().collect()
     }
 }
 
@@ -172,8 +173,8 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
-        let (seqs, claims) = shared.inflight.snapshot();
-        if seqs.is_empty() {
+        let attempts = shared.inflight.snapshot();
+        if attempts.is_empty() {
             continue;
         }
 
@@ -181,8 +182,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
         let held = match queue::job_heartbeat(
             &shared.pool,
             &shared.config.worker_id,
-            &seqs,
-            &claims,
+            &attempts,
             shared.config.lease,
         )
         .await
@@ -202,7 +202,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             .iter()
             .map(|h| ((h.seq, h.claim), h.cancel_requested))
             .collect();
-        for (seq, claim) in seqs.into_iter().zip(claims) {
+        for (seq, claim) in attempts {
             // An outcome written since the snapshot also drops the row from
             // the answer. The renewal even waits for such a write, on the
             // row lock, and returns as it commits: before the completer has
@@ -254,9 +254,9 @@ mod tests {
 
         assert!(inflight.running_stop_signal(7, 1).is_none());
         assert!(inflight.signals(7, 1).is_some());
-        assert_eq!(inflight.snapshot(), (vec![7], vec![1]));
+        assert_eq!(inflight.snapshot(), [(7, 1)]);
         inflight.remove(7, 1);
-        assert_eq!(inflight.snapshot(), (vec![], vec![]));
+        assert!(inflight.snapshot().is_empty());
     }
 
     #[test]
@@ -274,10 +274,9 @@ mod tests {
         assert_eq!(second.reason(), Some(StopReason::Cancelled));
         assert_eq!(other.reason(), None);
 
-        let (mut seqs, mut claims) = inflight.snapshot();
-        seqs.sort_unstable();
-        claims.sort_unstable();
-        assert_eq!((seqs, claims), (vec![7, 7, 8], vec![1, 2, 3]));
+        let mut held = inflight.snapshot();
+        held.sort_unstable();
+        assert_eq!(held, [(7, 1), (7, 2), (8, 3)]);
         inflight.remove(7, 1);
         assert!(inflight.signals(7, 1).is_none());
         assert!(inflight.signals(7, 2).is_some());

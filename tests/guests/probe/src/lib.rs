@@ -149,9 +149,8 @@ fn probe(job: &Job, action: Action) -> Result<Value, Error> {
             for page in block.chunks_mut(4096) {
                 page[0] = 1;
             }
-            Ok(
-                json!({ "allocated_mib": mib, "sum": block.iter().map(|b| u64::from(*b)).sum::<u64>() }),
-            )
+            let sum: u64 = block.iter().map(|b| u64::from(*b)).sum();
+            Ok(json!({ "allocated_mib": mib, "sum": sum }))
         }
         Action::Http {
             method,
@@ -284,7 +283,9 @@ fn sandbox() -> Value {
         "dns": outcome(dns.map_err(|e| e.to_string())),
         "env": std::env::vars().count(),
         "args": std::env::args().count(),
-        "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("denied: {e}")),
+        "cwd": std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("denied: {e}")),
         "wall_clock": SystemTime::now().duration_since(UNIX_EPOCH).is_ok(),
     })
 }
