@@ -160,6 +160,47 @@ async fn a_running_job_is_interrupted_and_not_retried() {
     spool.stop().await;
 }
 
+/// A cancel request whose notification nobody heard (here: none was sent,
+/// as after a database restart that the listener had not yet recovered
+/// from) reaches the running attempt when the listener reconnects, not a
+/// third of the lease later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_missed_while_the_listener_was_down_is_seen_when_it_reconnects() {
+    let spool = Harness::start_with(|config| {
+        let worker = config
+            .worker
+            .as_mut()
+            .expect("the test config runs a worker");
+        worker.lease = Duration::from_secs(3600);
+    })
+    .await;
+    spool.deploy_probe(&[]).await;
+    spool
+        .probe("long", json!({"do": "sleep", "ms": 60_000}))
+        .await;
+    spool.wait_for_state("long", JobState::Running).await;
+
+    // Request the cancel behind the listener's back, then cut its
+    // connection; the worker's regular renewal is twenty minutes away.
+    sqlx::query("update spool.jobs set cancel_requested_at = now() where id = 'long'")
+        .execute(&spool.db.pool)
+        .await
+        .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = current_database() and query like 'LISTEN%'",
+    )
+    .fetch_all(&spool.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(cut, [true], "the worker listens on one connection");
+
+    let cancelled = spool.wait_for_state("long", JobState::Cancelled).await;
+    assert_eq!(cancelled.errors.len(), 1);
+    assert_eq!(cancelled.errors[0].error, "cancelled while running");
+    spool.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_twice_changes_nothing_the_second_time() {
     let spool = Harness::start().await;

@@ -161,8 +161,8 @@ impl InFlight {
     }
 }
 
-/// Renews the leases of held attempts every third of the lease, until
-/// `stop` is cancelled. An attempt whose job was asked to stop is
+/// Renews the leases of held attempts every third of the lease, and when
+/// the listener asks for it, until `stop` is cancelled. An attempt whose job was asked to stop is
 /// cancelled; one whose lease is gone is stopped without writing. A
 /// renewal moves each held attempt's local lease to the instant it was
 /// sent plus the lease, which is never later than the database's.
@@ -172,6 +172,7 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(period) => {}
+            () = shared.renew_now.notified() => {}
         }
         let attempts = shared.inflight.snapshot();
         if attempts.is_empty() {

@@ -3,7 +3,10 @@
 //!
 //! Notifications are a latency optimisation, not a source of truth: while
 //! the listening connection is down the claim loop still polls and the
-//! heartbeat still sees cancel requests.
+//! heartbeat still sees cancel requests. Each time the listener connects,
+//! it has the claim loop claim and the heartbeat renew at once, so that
+//! neither new jobs nor cancel requests announced while it was down wait
+//! for the next poll or renewal.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,17 +49,17 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
 async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&shared.pool).await?;
     listener.listen_all([JOBS_CHANNEL, CANCEL_CHANNEL]).await?;
-    shared.wake.notify_one();
+    catch_up(shared);
 
     loop {
         let Some(notification) = listener.try_recv().await? else {
             // The connection was lost and has been re-established with its
-            // channels; notifications sent meanwhile are gone, so claim.
+            // channels; notifications sent meanwhile are gone.
             tracing::warn!(
                 worker_id = %shared.config.worker_id,
                 "notification listener reconnected"
             );
-            shared.wake.notify_one();
+            catch_up(shared);
             continue;
         };
         match notification.channel() {
@@ -69,4 +72,11 @@ async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
             _ => {}
         }
     }
+}
+
+/// Makes up for notifications that may have been missed: claims, and
+/// renews leases, which also reports cancel requests.
+fn catch_up(shared: &Shared) {
+    shared.wake.notify_one();
+    shared.renew_now.notify_one();
 }

@@ -123,6 +123,10 @@ struct Shared {
     /// enqueued jobs, outcomes were written, or slots were freed while jobs
     /// wait.
     wake: Arc<Notify>,
+    /// Renews leases now rather than at the heartbeat's next tick: the
+    /// listener has just (re)connected, and cancel requests sent while it
+    /// was down reached no one.
+    renew_now: Notify,
     /// Attempts running at once: a slot is taken at claim and freed when
     /// the guest has returned and its outcome is handed to the completer.
     slots: Arc<Semaphore>,
@@ -192,6 +196,7 @@ pub async fn run(
         runtime,
         inflight: InFlight::default(),
         wake,
+        renew_now: Notify::new(),
         slots,
         backlog: AtomicBool::new(false),
         cursors: Mutex::default(),
