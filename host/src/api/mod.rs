@@ -50,7 +50,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{AdminToken, TOKEN_CACHE_TTL, TokenCache};
@@ -61,6 +60,7 @@ pub use jobs::percent_encode;
 use self::types::Health;
 use crate::runtime::Runtime;
 use crate::telemetry::error_chain;
+use crate::worker;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -72,9 +72,10 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     /// Tenant tokens recently checked.
     pub tokens: Arc<TokenCache>,
-    /// Wakes the worker of this process, if it runs one, when jobs may have
-    /// become available: sooner than the `NOTIFY` that wakes every worker.
-    pub work_added: Arc<Notify>,
+    /// The worker of this process, if it runs one: woken when jobs may
+    /// have become available, sooner than the `NOTIFY` that wakes every
+    /// worker, and handed a job as it is enqueued when it is idle.
+    pub worker: Option<worker::Handle>,
 }
 
 /// The API's routes.
