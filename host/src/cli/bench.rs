@@ -2,7 +2,8 @@
 //! their own on the local PostgreSQL.
 //!
 //! - A: bulk enqueue through `POST /v1/job-batches` (one request);
-//! - B: single enqueues through `POST /v1/jobs`, one client, then 16;
+//! - B: single enqueues through `POST /v1/jobs`, one client, then 16; the
+//!   same through the SQL function `spool.enqueue()`;
 //! - C: pre-enqueued no-op jobs drained by this process's worker, from the
 //!   first start to the last completion recorded in the database;
 //! - D: an idle worker, jobs enqueued one at a time on a fixed schedule;

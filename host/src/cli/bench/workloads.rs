@@ -46,46 +46,54 @@ impl Bench {
         let n = self.sizes.single;
         let server = start(pool, false, 1).await?;
         let client = tenant_client(pool, &server, TENANT).await?;
-
-        let started = Instant::now();
-        for i in 0..n {
-            client.job_enqueue(&noop_request(json!({ "n": i }))).await?;
-        }
-        let one = started.elapsed().as_secs_f64();
-
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for c in 0..CLIENTS {
+        let (http_one, http_many) = one_then_many(n, move |i| {
             let client = client.clone();
-            let share = (c..n).step_by(CLIENTS).collect::<Vec<_>>();
-            tasks.spawn(async move {
-                for i in share {
-                    client
-                        .job_enqueue(&noop_request(json!({ "n": n + i })))
-                        .await?;
-                }
-                Ok::<_, crate::client::Error>(())
-            });
-        }
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
-        let many = started.elapsed().as_secs_f64();
+            async move {
+                client.job_enqueue(&noop_request(json!({ "n": i }))).await?;
+                Ok(())
+            }
+        })
+        .await?;
         server.stop().await;
 
-        ensure!(count(pool, None).await? == 2 * n as i64, "B lost jobs");
+        // The same through `spool.enqueue()`, as an application that talks
+        // to PostgreSQL would enqueue, one statement per job.
+        let sql_pool = pool.clone();
+        let (sql_one, sql_many) = one_then_many(n, move |i| {
+            let pool = sql_pool.clone();
+            async move {
+                sqlx::query("select spool.enqueue($1, $2, $3)")
+                    .bind(TENANT)
+                    .bind(KIND)
+                    .bind(json!({ "n": 2 * n + i }))
+                    .execute(&pool)
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+
+        ensure!(count(pool, None).await? == 4 * n as i64, "B lost jobs");
+        let rate = |seconds: f64| n as f64 / seconds;
         Ok(Measured {
             record: json!({
                 "jobs": n,
-                "seconds": one,
+                "seconds": http_one,
                 "method": "POST /v1/jobs, one client",
-                "clients_16_seconds": many,
+                "clients_16_seconds": http_many,
+                "sql_seconds": sql_one,
+                "sql_clients_16_seconds": sql_many,
             }),
             figures: vec![
-                ("B single enqueue, 1 client, jobs/s".into(), n as f64 / one),
+                ("B single enqueue, 1 client, jobs/s".into(), rate(http_one)),
                 (
                     format!("B single enqueue, {CLIENTS} clients, jobs/s"),
-                    n as f64 / many,
+                    rate(http_many),
+                ),
+                ("B through SQL, 1 client, jobs/s".into(), rate(sql_one)),
+                (
+                    format!("B through SQL, {CLIENTS} clients, jobs/s"),
+                    rate(sql_many),
                 ),
             ],
         })
@@ -288,6 +296,37 @@ impl Bench {
             figures,
         })
     }
+}
+
+/// Times `n` calls of `enqueue` made one after another, then `n` more
+/// (numbered from `n`) shared among [`CLIENTS`] concurrent callers; returns
+/// both in seconds.
+async fn one_then_many<F, Fut>(n: usize, enqueue: F) -> anyhow::Result<(f64, f64)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let started = Instant::now();
+    for i in 0..n {
+        enqueue(i).await?;
+    }
+    let one = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let enqueue = enqueue.clone();
+        tasks.spawn(async move {
+            for i in (c..n).step_by(CLIENTS) {
+                enqueue(n + i).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok((one, started.elapsed().as_secs_f64()))
 }
 
 /// CPU time this process has used, from `/proc/self/stat` (user + system,
