@@ -13,8 +13,10 @@
 //!    cargo new --lib greet && cd greet
 //!    ```
 //!
+//!    and give its `Cargo.toml` a `[lib]` section, and these lines under
+//!    the `[dependencies]` that `cargo new` wrote:
+//!
 //!    ```toml
-//!    # Cargo.toml
 //!    [lib]
 //!    crate-type = ["cdylib"]
 //!

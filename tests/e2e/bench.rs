@@ -61,7 +61,12 @@ async fn the_driver_steps_print_one_result_per_workload() {
     assert_eq!(results[0]["jobs"], 300);
     assert!(results[0]["seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(results[1]["jobs"], 40);
-    for through in ["seconds", "clients_16_seconds", "sql_seconds", "sql_clients_16_seconds"] {
+    for through in [
+        "seconds",
+        "clients_16_seconds",
+        "sql_seconds",
+        "sql_clients_16_seconds",
+    ] {
         let seconds = results[1][through].as_f64();
         assert!(seconds.is_some_and(|s| s > 0.0), "B {through}: {seconds:?}");
     }

@@ -297,8 +297,9 @@ async fn progress_is_shown_while_the_job_runs_and_renews_its_lease() {
         (progress["percent"].as_i64(), progress["message"].as_str()),
         (Some(40), Some("halfway there"))
     );
-    let renewed_at: chrono::DateTime<chrono::Utc> =
-        progress["at"].as_str().unwrap().parse().unwrap();
+    let at = progress["at"].as_str().unwrap();
+    assert!(at.ends_with('Z'), "{at}");
+    let renewed_at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
     assert!(
         leased >= renewed_at + chrono::Duration::seconds(29),
         "lease {leased} after report {renewed_at}"

@@ -109,6 +109,10 @@ async fn deploy_and_modules_show_the_deployed_component() {
         first.contains(&format!("{} bytes", module.size_bytes)),
         "{first}"
     );
+    assert!(
+        first.contains("max attempts 3, timeout 60000 ms, memory 128 MiB, hosts allowed: none"),
+        "{first}"
+    );
     assert!(again.contains("already at version 1"), "{again}");
     assert!(table.contains("probe") && table.contains(digest), "{table}");
     assert_eq!(spool.db.module_count().await, 1);
@@ -170,9 +174,13 @@ async fn status_shows_a_job_as_text_and_as_json() {
     spool.deploy_probe(&[]).await;
     spool.probe("shown", echo(json!({"n": 7}))).await;
     let job = spool.wait_for_state("shown", JobState::Completed).await;
+    let action = json!({"do": "progress", "percent": 40, "message": "halfway there", "ms": 1});
+    spool.probe("reported", action).await;
+    spool.wait_for_state("reported", JobState::Completed).await;
 
     let text = spool_ok(&spool, &["status", "shown"]).await;
     let json = spool_ok(&spool, &["status", "shown", "--json"]).await;
+    let reported = spool_ok(&spool, &["status", "reported"]).await;
 
     assert!(text.contains("id:           shown"), "{text}");
     assert!(text.contains("state:        completed"), "{text}");
@@ -181,8 +189,13 @@ async fn status_shows_a_job_as_text_and_as_json() {
         text.contains(r#"result:       {"attempt":1,"value":{"n":7}}"#),
         "{text}"
     );
+    assert!(!text.contains("progress:"), "{text}");
     let shown: JobView = serde_json::from_str(&json).expect("a JSON job");
     assert_eq!(shown, job);
+    assert!(
+        reported.contains("progress:     40% halfway there (reported 20"),
+        "{reported}"
+    );
     spool.stop().await;
 }
 
@@ -252,6 +265,13 @@ async fn jobs_lists_the_jobs_in_a_state() {
 
     let table = spool_ok(&spool, &["jobs", "--state", "completed"]).await;
     let json = spool_ok(&spool, &["--json", "jobs", "--state", "completed"]).await;
+    // A page's hint for the next keeps its filters.
+    let first = spool_ok(&spool, &["jobs", "--state", "completed", "--limit", "1"]).await;
+    let hint = first
+        .lines()
+        .find_map(|line| line.strip_prefix("more: spool "))
+        .unwrap_or_else(|| panic!("a hint for the next page: {first}"));
+    let second = spool_ok(&spool, &hint.split(' ').collect::<Vec<_>>()).await;
 
     assert!(
         table.contains("done-1") && table.contains("done-2"),
@@ -266,6 +286,19 @@ async fn jobs_lists_the_jobs_in_a_state() {
         .map(|job| job["id"].as_str().expect("an id"))
         .collect();
     assert_eq!(ids, ["done-2", "done-1"]);
+    assert!(
+        first.contains("done-2") && !first.contains("done-1"),
+        "{first}"
+    );
+    assert!(
+        hint.starts_with("jobs --state completed --limit 1 --cursor "),
+        "{hint}"
+    );
+    assert!(second.contains("done-1"), "{second}");
+    assert!(
+        !second.contains("done-2") && !second.contains("waiting"),
+        "{second}"
+    );
     spool.stop().await;
 }
 
@@ -403,7 +436,9 @@ async fn api_errors_exit_nonzero_with_the_api_message() {
         not_json.stderr
     );
     assert!(
-        missing.stderr.contains("no job with this id (404)"),
+        missing
+            .stderr
+            .contains("no job with id \"no-such-job\" (404)"),
         "{}",
         missing.stderr
     );

@@ -115,7 +115,7 @@ impl From<queue::Error> for Error {
     fn from(error: queue::Error) -> Self {
         match error {
             queue::Error::UnknownKind { kind } => Self::invalid_kind("kind", &kind),
-            queue::Error::JobNotFound => Self::NotFound("no job with this id".to_string()),
+            error @ queue::Error::JobNotFound { .. } => Self::NotFound(error.to_string()),
             queue::Error::TenantNotFound => Self::NotFound("no tenant of this name".to_string()),
             e @ queue::Error::TenantExists { .. } => Self::Exists(e.to_string()),
             e @ queue::Error::InvalidState { .. } => Self::Conflict(e.to_string()),

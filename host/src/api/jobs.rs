@@ -223,7 +223,7 @@ fn new_job(tenant: &str, request: EnqueueRequest) -> Result<NewJob> {
     responses(
         (status = 200, description = "the job", body = JobView),
         (status = 400, description = "the id is malformed", body = ErrorBody),
-        (status = 404, description = "no job with this id", body = ErrorBody),
+        (status = 404, description = "no job with this id for the tenant", body = ErrorBody),
     )
 )]
 pub async fn job_get(
@@ -298,7 +298,7 @@ pub async fn job_list(
                 .ok_or_else(not_a_cursor)?;
             match queue::job_get(&state.pool, &caller.tenant, &id).await {
                 Ok(job) => Some(job.seq),
-                Err(queue::Error::JobNotFound) => {
+                Err(queue::Error::JobNotFound { .. }) => {
                     return Err(Error::invalid(
                         "cursor",
                         "cursor: the job it continues from is gone (pruned); \
@@ -337,7 +337,7 @@ pub async fn job_list(
         (status = 202, description = "the job is running; its worker was asked to stop it",
             body = JobView),
         (status = 400, description = "the id is malformed", body = ErrorBody),
-        (status = 404, description = "no job with this id", body = ErrorBody),
+        (status = 404, description = "no job with this id for the tenant", body = ErrorBody),
         (status = 409, description = "the job has finished", body = ErrorBody),
     )
 )]
@@ -365,7 +365,7 @@ pub async fn job_cancel(
     responses(
         (status = 200, description = "the job will run again", body = JobView),
         (status = 400, description = "the id is malformed", body = ErrorBody),
-        (status = 404, description = "no job with this id", body = ErrorBody),
+        (status = 404, description = "no job with this id for the tenant", body = ErrorBody),
         (status = 409, description = "the job is not retryable, discarded or cancelled",
             body = ErrorBody),
     )

@@ -30,7 +30,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub memory_limit_mib: Option<u32>,
     /// A host (or host:port) the component may send HTTP requests to.
-    /// Repeat for more.
+    /// Repeat for more. Every deploy sets all of these settings anew: one
+    /// left out takes its default, not the previous version's value.
     #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
 }
@@ -59,6 +60,18 @@ pub async fn deploy(client: &Client, json: bool, args: DeployArgs) -> anyhow::Re
             module.kind, module.version
         );
     }
+    // Each version has its own settings: a flag left out takes its
+    // default, not the previous version's value, so show what they are.
+    let hosts = match module.allowed_hosts.as_slice() {
+        [] => "none".to_string(),
+        hosts => hosts.join(", "),
+    };
+    println!(
+        "  max attempts {}, timeout {} ms, memory {} MiB, hosts allowed: {hosts}",
+        module.max_attempts,
+        module.timeout_ms,
+        module.memory_limit_bytes >> 20,
+    );
     Ok(())
 }
 
@@ -87,11 +100,15 @@ pub struct EnqueueArgs {
     /// When to run, from now: e.g. 10m or 1h 30m.
     #[arg(long)]
     pub delay: Option<String>,
+    /// Attempts before the job is discarded (1 to 1000); the module's
+    /// default otherwise.
     #[arg(long)]
     pub max_attempts: Option<i64>,
     /// 0 (first) to 9 (last).
     #[arg(long)]
     pub priority: Option<i64>,
+    /// The queue to wait in (`default` otherwise); only workers started
+    /// with `--queue` naming it run its jobs.
     #[arg(long)]
     pub queue: Option<String>,
 }
@@ -212,8 +229,10 @@ pub async fn retry(client: &Client, json: bool, id: &str) -> anyhow::Result<()> 
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
+    /// Only jobs in this state.
     #[arg(long, value_enum)]
     pub state: Option<JobState>,
+    /// Only jobs of this kind.
     #[arg(long)]
     pub kind: Option<String>,
     /// Jobs per page (1 to 500).
@@ -237,7 +256,16 @@ pub async fn jobs(client: &Client, json: bool, args: JobsArgs) -> anyhow::Result
     }
     output::jobs(&page.jobs);
     if let Some(cursor) = page.next_cursor {
-        println!("more: spool jobs --cursor {cursor}");
+        // The next page's command keeps this one's filters and size.
+        let mut next = String::from("spool jobs");
+        if let Some(state) = options.state {
+            next.push_str(&format!(" --state {state}"));
+        }
+        // Kinds are made of characters the shell takes as they are.
+        if let Some(kind) = &options.kind {
+            next.push_str(&format!(" --kind {kind}"));
+        }
+        println!("more: {next} --limit {} --cursor {cursor}", args.limit);
     }
     Ok(())
 }
@@ -263,7 +291,9 @@ pub async fn prune(
 pub enum ConfigCommand {
     /// Set an entry.
     Set {
+        /// The entry's name, as jobs ask for it.
         name: String,
+        /// Its value, stored as given.
         value: String,
         /// Keep the value secret: readable by jobs, never shown again.
         #[arg(long)]
@@ -272,7 +302,10 @@ pub enum ConfigCommand {
     /// List entries (secrets without their values).
     List,
     /// Delete an entry.
-    Delete { name: String },
+    Delete {
+        /// The entry's name.
+        name: String,
+    },
 }
 
 pub async fn config(client: &Client, json: bool, command: ConfigCommand) -> anyhow::Result<()> {

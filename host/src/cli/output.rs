@@ -58,6 +58,18 @@ pub fn job(job: &JobView) {
         println!("cancel asked: {}", time(at));
     }
     println!("params:       {}", job.params);
+    if let Some(progress) = &job.progress {
+        let field = |name: &str| match &progress[name] {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        println!(
+            "progress:     {}% {} (reported {})",
+            field("percent"),
+            field("message"),
+            field("at")
+        );
+    }
     if let Some(result) = &job.result {
         println!("result:       {result}");
     }

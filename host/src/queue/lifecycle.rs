@@ -258,7 +258,9 @@ pub async fn job_progress(
         r#"
         update spool.jobs
         set progress = jsonb_build_object(
-                'percent', $3::smallint, 'message', $4::text, 'at', now()
+                'percent', $3::smallint, 'message', $4::text,
+                -- RFC 3339 in UTC, written as every other time the API shows.
+                'at', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             ),
             leased_until = greatest(leased_until, now() + make_interval(secs => $5))
         where seq = $1 and claim = $2 and state = 'running' and worker_id = $6

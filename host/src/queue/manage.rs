@@ -16,7 +16,7 @@ pub async fn job_get(db: impl PgExecutor<'_>, tenant: &str, id: &str) -> Result<
     )
     .fetch_optional(db)
     .await?
-    .ok_or(Error::JobNotFound)
+    .ok_or_else(|| Error::JobNotFound { id: id.to_string() })
 }
 
 /// Which jobs [`job_list`] returns.

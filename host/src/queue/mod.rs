@@ -62,8 +62,8 @@ pub enum Error {
     #[error("kind {kind:?} has no deployed module")]
     UnknownKind { kind: String },
     /// No job with that id exists for the tenant.
-    #[error("job not found")]
-    JobNotFound,
+    #[error("no job with id {id:?}")]
+    JobNotFound { id: String },
     /// No tenant has that name.
     #[error("tenant not found")]
     TenantNotFound,

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use super::completer::{Completion, Sender};
 use super::inflight::{Stop, StopReason};
 use super::{HOST_FAULT_DELAY, Shared};
-use crate::queue::{AttemptError, Claimed, FailAction, Finish};
+use crate::queue::{AttemptError, Claimed, FailAction, Finish, JobState};
 use crate::runtime::{self, Attempt, Blame, LeaseClock, Limits, Outcome};
 
 /// Runs `job`'s attempt in `slot` and hands its outcome to the completer.
@@ -189,6 +189,7 @@ fn decide(
             },
             _,
         ) => {
+            let on_request = stopped == Some(StopReason::Cancelled) && action == FailAction::Cancel;
             let error = AttemptError::now(job.attempt, message, log);
             let finish = Finish::failed(
                 seq,
@@ -198,14 +199,24 @@ fn decide(
                 &error,
                 &shared.config.retry,
             );
-            tracing::info!(
-                outcome = %finish.state,
-                blame = blame.as_str(),
-                error = %error.error,
-                elapsed_ms = elapsed.as_millis() as u64,
-                retry_in_secs = finish.retry_in_secs,
-                "attempt failed"
-            );
+            let retrying = finish.state == JobState::Retryable;
+            if on_request {
+                // Stopped on request: nobody's fault.
+                tracing::info!(
+                    outcome = %finish.state,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "attempt cancelled on request"
+                );
+            } else {
+                tracing::info!(
+                    outcome = %finish.state,
+                    blame = blame.as_str(),
+                    error = %error.error,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    retry_in_secs = retrying.then_some(finish.retry_in_secs),
+                    "attempt failed"
+                );
+            }
             Completion::Finish(finish)
         }
     }

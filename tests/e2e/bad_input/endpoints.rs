@@ -251,7 +251,13 @@ async fn unknown_endpoints_and_methods_answer_in_json() {
     assert_refused(&no_version, 404, "not_found", None, "no such endpoint");
     assert_refused(&wrong_method, 405, "method_not_allowed", None, "method");
     assert_refused(&patch, 405, "method_not_allowed", None, "method");
-    assert_refused(&no_job, 404, "not_found", None, "no job with this id");
+    assert_refused(
+        &no_job,
+        404,
+        "not_found",
+        None,
+        "no job with id \"no-such-job\"",
+    );
     spool.stop().await;
 }
 
