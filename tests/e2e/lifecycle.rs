@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use spool::api::types::{EnqueueRequest, TenantUpdateRequest};
-use spool::queue::JobState;
+use spool::queue::{ClaimOnInsert, JobState, NewJob, job_insert};
 
 use crate::support::{Harness, TENANT, echo};
 
@@ -319,6 +319,53 @@ async fn a_job_enqueued_beyond_its_tenants_max_running_is_not_claimed_as_it_is_i
 
     assert_eq!((limited.state, limited.attempt), (JobState::Available, 0));
     assert_eq!(done.result.unwrap()["value"], "limited");
+    spool.stop().await;
+}
+
+/// PostgreSQL plans a prepared statement's first five executions for their
+/// values, then keeps one plan for all values if that is no costlier. The
+/// enqueue's statement must reach that plan, whether or not a worker asks
+/// for the job: planning it afresh costs more than running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enqueue_statement_is_planned_once_not_for_every_job() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+    let new = |n: i32| NewJob {
+        tenant: TENANT.into(),
+        kind: "probe".into(),
+        params: json!({ "n": n }),
+        job_id: None,
+        run_at: None,
+        delay_secs: 0.0,
+        queue: "default".into(),
+        priority: 0,
+        max_attempts: None,
+    };
+    let claim_as = ClaimOnInsert {
+        worker_id: "elsewhere",
+        claim: 1,
+        lease: Duration::from_secs(3600),
+    };
+
+    let mut conn = spool.db.pool.acquire().await.unwrap();
+    for n in 0..10 {
+        job_insert(&mut conn, &new(n), None).await.unwrap();
+    }
+    for n in 10..20 {
+        job_insert(&mut conn, &new(n), Some(claim_as))
+            .await
+            .unwrap();
+    }
+    // The pattern is split so that this query's own text does not match.
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "select generic_plans, custom_plans from pg_prepared_statements \
+         where statement like '%insert ' || 'into spool.jobs as j%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+
+    assert_eq!((generic, custom), (15, 5));
     spool.stop().await;
 }
 

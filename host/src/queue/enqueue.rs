@@ -101,13 +101,8 @@ pub async fn job_insert(
             ) m,
             (select coalesce($8::timestamptz, now() + make_interval(secs => $9)) as run_at) t,
             lateral (
-                select $10::text is not null and t.run_at <= now() and exists (
-                    select 1 from spool.tenants x
-                    where x.name = $1 and x.disabled_at is null
-                      and (x.max_running is null
-                           or x.max_running > (select count(*) from spool.jobs r
-                                               where r.tenant = $1 and r.state = 'running'))
-                ) as take
+                select $10::text is not null and t.run_at <= now()
+                       and spool.tenant_may_start($1) as take
             ) c
             on conflict on constraint jobs_tenant_id_key do nothing
             -- A worker running a claimed row needs its module's settings.
