@@ -5,16 +5,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AdminToken, AppState};
 use crate::maintenance::{self, MaintenanceConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::worker::{Worker, WorkerConfig};
+use crate::worker::{self, WorkerConfig};
 
 /// The API's address unless configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8640";
@@ -71,10 +71,7 @@ impl Server {
             .map_err(|e| Error::Runtime(format!("{e:#}")))?;
         let runtime = Arc::new(runtime);
         let shutdown = CancellationToken::new();
-        // The worker is made first so that the API can hand it jobs.
-        let worker = config
-            .worker
-            .map(|worker_config| Worker::new(worker_config, pool.clone(), runtime.clone()));
+        let work_added = Arc::new(Notify::new());
         let mut tasks = Vec::new();
 
         let mut addr = None;
@@ -95,16 +92,9 @@ impl Server {
                 runtime: runtime.clone(),
                 admin_token: config.admin_token.clone(),
                 tokens: Arc::default(),
-                worker: worker.as_ref().map(|(_, handle)| handle.clone()),
+                work_added: work_added.clone(),
             };
             let stop = shutdown.clone();
-            // Each response goes out at once, without waiting on Nagle's
-            // algorithm for the acknowledgement of the last one.
-            let listener = listener.tap_io(|stream| {
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-                }
-            });
             tasks.push(tokio::spawn(async move {
                 let served = axum::serve(listener, api::router(state))
                     .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -116,8 +106,15 @@ impl Server {
             tracing::info!(addr = %bound, "API listening");
         }
 
-        if let Some((worker, _)) = worker {
-            tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+        if let Some(worker_config) = config.worker {
+            let (pool, runtime, stop) = (pool.clone(), runtime.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(worker::run(
+                worker_config,
+                pool,
+                runtime,
+                work_added,
+                stop,
+            )));
         }
         let (pool, stop) = (pool.clone(), shutdown.clone());
         tasks.push(tokio::spawn(maintenance::run(

@@ -25,17 +25,14 @@ fn view(job: Job) -> Result<JobView> {
 }
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the existing job
-/// that has the same `job_id`. The new job may already be `running`: an
-/// idle worker of this process takes a job that may run now as it is
-/// inserted.
+/// that has the same `job_id`.
 #[utoipa::path(
     post,
     path = "/v1/jobs",
     tag = "jobs",
     request_body = EnqueueRequest,
     responses(
-        (status = 201, description = "enqueued (and already `running` if an idle worker of \
-            this process took it)", body = JobView,
+        (status = 201, description = "enqueued", body = JobView,
             headers(("Location" = String, description = "the job's URL"))),
         (status = 200, description = "a job with this `job_id` exists; it is returned",
             body = JobView, headers(("Location" = String, description = "the job's URL"))),
@@ -53,24 +50,11 @@ pub async fn job_create(
     let request: EnqueueRequest = input::parse_json(&bytes)?;
     let new = new_job(&caller.tenant, request)?;
 
-    // An idle worker of this process takes a job that may run now as it
-    // is inserted; a job with a delay or a time of its own waits as usual.
-    let reservation = match (&state.worker, &new.run_at) {
-        (Some(worker), None) if new.delay_secs <= 0.0 => worker.reserve(&new.queue),
-        _ => None,
-    };
     let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
-    let claim_as = reservation.as_ref().map(|r| r.claim_on_insert());
-    let mut inserted = queue::job_insert(&mut conn, &new, claim_as).await?;
+    let inserted = queue::job_insert(&mut conn, &new).await?;
     drop(conn);
-    match (reservation, inserted.claimed.take()) {
-        (Some(reservation), Some(claimed)) => reservation.start(claimed),
-        _ if inserted.created && inserted.job.state == JobState::Available.as_str() => {
-            if let Some(worker) = &state.worker {
-                worker.wake();
-            }
-        }
-        _ => {}
+    if inserted.created && inserted.job.state == JobState::Available.as_str() {
+        state.work_added.notify_one();
     }
     let status = if inserted.created {
         StatusCode::CREATED
@@ -145,10 +129,8 @@ pub async fn job_batch(
         other => other?,
     };
     drop(conn);
-    if inserted.created > 0
-        && let Some(worker) = &state.worker
-    {
-        worker.wake();
+    if inserted.created > 0 {
+        state.work_added.notify_one();
     }
     let total = inserted.ids.len() as u64;
     tracing::info!(

@@ -50,6 +50,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{AdminToken, TOKEN_CACHE_TTL, TokenCache};
@@ -60,7 +61,6 @@ pub use jobs::percent_encode;
 use self::types::Health;
 use crate::runtime::Runtime;
 use crate::telemetry::error_chain;
-use crate::worker;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -72,10 +72,9 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     /// Tenant tokens recently checked.
     pub tokens: Arc<TokenCache>,
-    /// The worker of this process, if it runs one: woken when jobs may
-    /// have become available, sooner than the `NOTIFY` that wakes every
-    /// worker, and handed a job as it is enqueued when it is idle.
-    pub worker: Option<worker::Handle>,
+    /// Wakes the worker of this process, if it runs one, when jobs may have
+    /// become available: sooner than the `NOTIFY` that wakes every worker.
+    pub work_added: Arc<Notify>,
 }
 
 /// The API's routes.

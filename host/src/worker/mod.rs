@@ -9,9 +9,7 @@
 //! - the completer, which writes outcomes in batches;
 //! - the heartbeat renews the leases of running attempts, learns of cancel
 //!   requests, and stops attempts whose job was taken away;
-//! - the listener turns notifications into wake-ups and cancellations;
-//! - jobs that this process's API claimed as it enqueued them start at
-//!   once ([`handoff`]).
+//! - the listener turns notifications into wake-ups and cancellations.
 //!
 //! On shutdown the worker stops claiming, lets running attempts finish for
 //! up to the drain timeout, then hands the rest back uncharged, flushes
@@ -19,7 +17,6 @@
 
 mod attempt;
 mod completer;
-mod handoff;
 mod inflight;
 mod listener;
 
@@ -30,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::PgPool;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,8 +37,6 @@ use crate::runtime::{Prepared, Runtime};
 use crate::telemetry::error_chain;
 
 use inflight::InFlight;
-
-pub use handoff::{Handle, Reservation};
 
 /// Attempts one worker runs at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -127,7 +122,7 @@ struct Shared {
     /// Wakes the claim loop: a notification arrived, this process's API
     /// enqueued jobs, outcomes were written, or slots were freed while jobs
     /// wait.
-    wake: Notify,
+    wake: Arc<Notify>,
     /// Renews leases now rather than at the heartbeat's next tick: the
     /// listener has just (re)connected, and cancel requests sent while it
     /// was down reached no one.
@@ -184,87 +179,69 @@ impl Shared {
     }
 }
 
-/// A worker, ready to run.
-pub struct Worker {
-    shared: Arc<Shared>,
-    handed: mpsc::UnboundedReceiver<handoff::Handed>,
-}
+/// Runs a worker until `shutdown` is cancelled, then drains it. `wake`
+/// lets others in the process say that jobs may be waiting.
+pub async fn run(
+    config: WorkerConfig,
+    pool: PgPool,
+    runtime: Arc<Runtime>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let shared = Arc::new(Shared {
+        config,
+        claims: claim_pool(&pool),
+        pool,
+        runtime,
+        inflight: InFlight::default(),
+        wake,
+        renew_now: Notify::new(),
+        slots,
+        backlog: AtomicBool::new(false),
+        cursors: Mutex::default(),
+    });
+    tracing::info!(
+        worker_id = %shared.config.worker_id,
+        queues = ?shared.config.queues,
+        concurrency = shared.config.concurrency,
+        "worker started"
+    );
 
-impl Worker {
-    /// A worker, and the handle through which the rest of its process wakes
-    /// it or hands it jobs.
-    pub fn new(config: WorkerConfig, pool: PgPool, runtime: Arc<Runtime>) -> (Self, Handle) {
-        let slots = Arc::new(Semaphore::new(config.concurrency));
-        let shared = Arc::new(Shared {
-            config,
-            claims: claim_pool(&pool),
-            pool,
-            runtime,
-            inflight: InFlight::default(),
-            wake: Notify::new(),
-            renew_now: Notify::new(),
-            slots,
-            backlog: AtomicBool::new(false),
-            cursors: Mutex::default(),
-        });
-        let (sender, handed) = mpsc::unbounded_channel();
-        let handle = Handle {
-            shared: shared.clone(),
-            handed: sender,
-        };
-        (Self { shared, handed }, handle)
+    let background = CancellationToken::new();
+    let (completions, completer) = completer::spawn(shared.clone());
+    let heartbeat = tokio::spawn(inflight::heartbeat(shared.clone(), background.clone()));
+    let listener = tokio::spawn(listener::run(shared.clone(), background.clone()));
+
+    tokio::select! {
+        () = warm_up(&shared) => {}
+        () = shutdown.cancelled() => {}
     }
+    let attempts = TaskTracker::new();
+    claim_loop(&shared, &attempts, &completions, &shutdown).await;
 
-    /// Runs until `shutdown` is cancelled, then drains.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let Self { shared, handed } = self;
-        tracing::info!(
+    attempts.close();
+    if tokio::time::timeout(shared.config.drain_timeout, attempts.wait())
+        .await
+        .is_err()
+    {
+        let running = shared.inflight.stop_all(inflight::StopReason::Shutdown);
+        tracing::warn!(
             worker_id = %shared.config.worker_id,
-            queues = ?shared.config.queues,
-            concurrency = shared.config.concurrency,
-            "worker started"
+            running,
+            "drain timeout passed; handing running jobs back"
         );
-
-        let background = CancellationToken::new();
-        let (completions, completer) = completer::spawn(shared.clone());
-        let heartbeat = tokio::spawn(inflight::heartbeat(shared.clone(), background.clone()));
-        let listener = tokio::spawn(listener::run(shared.clone(), background.clone()));
-
-        let attempts = TaskTracker::new();
-        tokio::join!(
-            async {
-                tokio::select! {
-                    () = warm_up(&shared) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                claim_loop(&shared, &attempts, &completions, &shutdown).await;
-            },
-            handoff::accept(&shared, handed, &attempts, &completions, &shutdown),
-        );
-
-        attempts.close();
-        if tokio::time::timeout(shared.config.drain_timeout, attempts.wait())
-            .await
-            .is_err()
-        {
-            let running = shared.inflight.stop_all(inflight::StopReason::Shutdown);
-            tracing::warn!(
-                worker_id = %shared.config.worker_id,
-                running,
-                "drain timeout passed; handing running jobs back"
-            );
-            attempts.wait().await;
-        }
-
-        drop(completions);
-        if let Err(e) = completer.await {
-            tracing::error!(error = %e, "completer task failed");
-        }
-        background.cancel();
-        let _ = tokio::join!(heartbeat, listener);
-        shared.claims.close().await;
-        tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
+        attempts.wait().await;
     }
+
+    drop(completions);
+    if let Err(e) = completer.await {
+        tracing::error!(error = %e, "completer task failed");
+    }
+    background.cancel();
+    let _ = tokio::join!(heartbeat, listener);
+    shared.claims.close().await;
+    tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
 }
 
 /// A connection of its own for the claim statement, set up for it.
@@ -342,19 +319,17 @@ async fn claim_loop(
                 filled = true;
                 break;
             }
-            // Taken before the claim, as the API may take a slot meanwhile
-            // for a job it hands over; those not needed are freed after it.
-            let Ok(mut slots) = shared.slots.clone().try_acquire_many_owned(free as u32) else {
-                filled = true;
-                break;
-            };
             match claim(shared, queue, free).await {
                 Ok(jobs) => {
                     failures = 0;
                     filled |= jobs.len() == free;
                     for job in jobs {
-                        let slot = slots.split(1).expect("a slot was taken for each job");
-                        let task = attempt::run(shared.clone(), job, completions.clone(), slot);
+                        let permit = shared
+                            .slots
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("a slot was free when claiming");
+                        let task = attempt::run(shared.clone(), job, completions.clone(), permit);
                         attempts.spawn(task);
                     }
                 }

@@ -91,7 +91,7 @@ impl Host for State {
             .acquire()
             .await
             .map_err(|e| fault("enqueue", &e.into()))?;
-        match queue::job_insert(&mut conn, &new, None).await {
+        match queue::job_insert(&mut conn, &new).await {
             Ok(inserted) => {
                 self.job_calls.enqueued += 1;
                 tracing::debug!(
