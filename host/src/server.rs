@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -95,6 +96,13 @@ impl Server {
                 work_added: work_added.clone(),
             };
             let stop = shutdown.clone();
+            // Each response goes out at once, without waiting on Nagle's
+            // algorithm for the acknowledgement of the last one.
+            let listener = listener.tap_io(|stream| {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+                }
+            });
             tasks.push(tokio::spawn(async move {
                 let served = axum::serve(listener, api::router(state))
                     .with_graceful_shutdown(async move { stop.cancelled().await })

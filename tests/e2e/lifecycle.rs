@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use spool::api::types::EnqueueRequest;
-use spool::queue::JobState;
+use spool::queue::{JobState, NewJob, job_insert};
 
-use crate::support::{Harness, echo};
+use crate::support::{Harness, TENANT, echo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueued_job_runs_and_stores_its_result() {
@@ -243,6 +243,44 @@ async fn traps_and_timeouts_are_failed_attempts_with_a_reason() {
     assert!(alloc.starts_with("memory limit exceeded"), "{alloc}");
     assert!(alloc.contains("allows 32 MiB"), "{alloc}");
     assert_eq!(fine.result.unwrap()["value"], "still here");
+    spool.stop().await;
+}
+
+/// PostgreSQL plans a prepared statement's first five executions for their
+/// values, then keeps one plan for all values if that is no costlier. The
+/// enqueue's statement must reach that plan: planning it afresh for every
+/// job would cost more than running it (a version that did spent 0.35 ms
+/// planning each enqueue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enqueue_statement_is_planned_once_not_for_every_job() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+
+    let mut conn = spool.db.pool.acquire().await.unwrap();
+    for n in 0..20 {
+        let new = NewJob {
+            tenant: TENANT.into(),
+            kind: "probe".into(),
+            params: json!({ "n": n }),
+            job_id: None,
+            run_at: None,
+            delay_secs: 0.0,
+            queue: "default".into(),
+            priority: 0,
+            max_attempts: None,
+        };
+        job_insert(&mut conn, &new).await.unwrap();
+    }
+    // The pattern is split so that this query's own text does not match.
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "select generic_plans, custom_plans from pg_prepared_statements \
+         where statement like '%insert ' || 'into spool.jobs as j%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+
+    assert_eq!((generic, custom), (15, 5));
     spool.stop().await;
 }
 
