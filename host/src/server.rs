@@ -73,6 +73,13 @@ impl Server {
         let runtime = Arc::new(runtime);
         let shutdown = CancellationToken::new();
         let work_added = Arc::new(Notify::new());
+        let (handover, desk) = match &config.worker {
+            Some(worker) => {
+                let (handover, desk) = worker::handover_channel(&worker.queues);
+                (Some(handover), Some(desk))
+            }
+            None => (None, None),
+        };
         let mut tasks = Vec::new();
 
         let mut addr = None;
@@ -94,6 +101,7 @@ impl Server {
                 admin_token: config.admin_token.clone(),
                 tokens: Arc::default(),
                 work_added: work_added.clone(),
+                handover,
             };
             let stop = shutdown.clone();
             // Each response goes out at once, without waiting on Nagle's
@@ -114,13 +122,14 @@ impl Server {
             tracing::info!(addr = %bound, "API listening");
         }
 
-        if let Some(worker_config) = config.worker {
+        if let (Some(worker_config), Some(desk)) = (config.worker, desk) {
             let (pool, runtime, stop) = (pool.clone(), runtime.clone(), shutdown.clone());
             tasks.push(tokio::spawn(worker::run(
                 worker_config,
                 pool,
                 runtime,
                 work_added,
+                desk,
                 stop,
             )));
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
-use spool::api::types::EnqueueRequest;
+use spool::api::types::{EnqueueRequest, TenantUpdateRequest};
 use spool::queue::{JobState, NewJob, job_insert};
 
 use crate::support::{Harness, TENANT, echo};
@@ -284,22 +284,130 @@ async fn the_enqueue_statement_is_planned_once_not_for_every_job() {
     spool.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_wakes_the_worker_of_its_own_process_without_a_notification() {
-    let spool = Harness::start_with(|config| {
+/// A harness whose worker looks for jobs only when woken (or hourly), so
+/// that what starts a job is visible.
+async fn harness_polling_hourly() -> Harness {
+    Harness::start_with(|config| {
         let worker = config.worker.as_mut().expect("the harness runs a worker");
         worker.poll_interval = Duration::from_secs(3600);
     })
-    .await;
+    .await
+}
+
+/// [`harness_polling_hourly`] with the probe deployed and the insert
+/// trigger off: no `NOTIFY` tells the worker of new jobs.
+async fn harness_without_notifications() -> Harness {
+    let spool = harness_polling_hourly().await;
     spool.deploy_probe(&[]).await;
-    // With the insert trigger off, no NOTIFY tells the worker of new jobs,
-    // and it would next look in an hour.
     sqlx::query("alter table spool.jobs disable trigger jobs_notify_insert")
         .execute(&spool.db.pool)
         .await
         .expect("disable the notify trigger");
+    spool
+}
 
-    spool.probe("woken-1", echo(json!(1))).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_worker_takes_a_job_enqueued_through_its_own_api_as_it_is_inserted() {
+    let spool = harness_polling_hourly().await;
+    spool.deploy_probe(&[]).await;
+
+    let handed = spool.probe("handed", echo(json!("handed"))).await;
+    let handed_done = spool.wait_for_state("handed", JobState::Completed).await;
+    // An attempt started at enqueue renews its lease and hears cancels
+    // like a claimed one.
+    let long = spool
+        .probe("long", json!({"do": "sleep", "ms": 60_000}))
+        .await;
+    spool.client.job_cancel("long").await.expect("cancel");
+    let long_done = spool.wait_for_state("long", JobState::Cancelled).await;
+
+    assert_eq!((handed.state, handed.attempt), (JobState::Running, 1));
+    assert_eq!(handed.attempted_at, Some(handed.created_at));
+    assert_eq!(handed_done.result.unwrap()["value"], "handed");
+    assert_eq!((long.state, long.attempt), (JobState::Running, 1));
+    assert_eq!(long_done.errors.len(), 1);
+    assert_eq!(long_done.errors[0].error, "cancelled while running");
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_while_others_wait_in_its_queue_is_not_taken_ahead_of_them() {
+    let spool = harness_without_notifications().await;
+    // A job the worker has not heard of, inserted after its last claim.
+    let hidden = NewJob {
+        tenant: TENANT.into(),
+        kind: "probe".into(),
+        params: echo(json!("first")),
+        job_id: Some("first".into()),
+        run_at: None,
+        delay_secs: 0.0,
+        queue: "default".into(),
+        priority: 0,
+        max_attempts: None,
+    };
+    let mut conn = spool.db.pool.acquire().await.expect("a connection");
+    job_insert(&mut conn, &hidden).await.expect("insert");
+    drop(conn);
+
+    let second = spool.probe("second", echo(json!("second"))).await;
+    let first_done = spool.wait_for_state("first", JobState::Completed).await;
+    let second_done = spool.wait_for_state("second", JobState::Completed).await;
+
+    assert_eq!((second.state, second.attempt), (JobState::Available, 0));
+    assert!(first_done.attempted_at <= second_done.attempted_at);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_enqueued_beyond_its_tenants_max_running_is_not_taken_as_it_is_inserted() {
+    let spool = harness_polling_hourly().await;
+    spool.deploy_probe(&[]).await;
+    let limit = TenantUpdateRequest {
+        disabled: None,
+        max_running: Some(Some(1)),
+    };
+    spool
+        .admin()
+        .tenant_update(TENANT, &limit)
+        .await
+        .expect("limit the tenant");
+
+    let running = spool
+        .probe("running", json!({"do": "sleep", "ms": 60_000}))
+        .await;
+    // The worker has free slots and waits for work, but the tenant is at
+    // its limit.
+    let limited = spool.probe("limited", echo(json!("limited"))).await;
+    let running_now: i64 = sqlx::query_scalar(
+        "select count(*) from spool.jobs where tenant = $1 and state = 'running'",
+    )
+    .bind(TENANT)
+    .fetch_one(&spool.db.pool)
+    .await
+    .expect("count running jobs");
+    spool.client.job_cancel("running").await.expect("cancel");
+    let done = spool.wait_for_state("limited", JobState::Completed).await;
+
+    assert_eq!(running.state, JobState::Running);
+    assert_eq!((limited.state, limited.attempt), (JobState::Available, 0));
+    assert_eq!(running_now, 1);
+    assert_eq!(done.result.unwrap()["value"], "limited");
+    spool.stop().await;
+}
+
+/// A job the API does not hand over, such as one of a batch, wakes the
+/// worker of its process directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_wakes_the_worker_of_its_own_process_without_a_notification() {
+    // Without a NOTIFY, the worker would next look for jobs in an hour.
+    let spool = harness_without_notifications().await;
+
+    let single = spool.probe("woken-1", echo(json!(1))).await;
+    assert_eq!(
+        single.state,
+        JobState::Running,
+        "handed over as it was inserted"
+    );
     spool.wait_for_state("woken-1", JobState::Completed).await;
 
     let batch = [EnqueueRequest {

@@ -25,7 +25,9 @@ fn view(job: Job) -> Result<JobView> {
 }
 
 /// `POST /v1/jobs`: 201 with the new job, or 200 with the existing job
-/// that has the same `job_id`.
+/// that has the same `job_id`. A job that may run now is first offered to
+/// the worker of this process, which inserts it already claimed if it is
+/// waiting for work ([`crate::worker::Handover`]).
 #[utoipa::path(
     post,
     path = "/v1/jobs",
@@ -48,11 +50,20 @@ pub async fn job_create(
 ) -> Result<Response> {
     let bytes = input::read_body(body, MAX_JSON_BODY).await?;
     let request: EnqueueRequest = input::parse_json(&bytes)?;
-    let new = new_job(&caller.tenant, request)?;
+    let mut new = new_job(&caller.tenant, request)?;
+    new.job_id.get_or_insert_with(queue::new_job_id);
 
-    let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
-    let inserted = queue::job_insert(&mut conn, &new).await?;
-    drop(conn);
+    let handed = match &state.handover {
+        Some(handover) => handover.offer(&new).await,
+        None => None,
+    };
+    let inserted = match handed {
+        Some(job) => queue::Inserted { job, created: true },
+        None => {
+            let mut conn = state.pool.acquire().await.map_err(queue::Error::from)?;
+            queue::job_insert(&mut conn, &new).await?
+        }
+    };
     if inserted.created && inserted.job.state == JobState::Available.as_str() {
         state.work_added.notify_one();
     }

@@ -61,6 +61,7 @@ pub use jobs::percent_encode;
 use self::types::Health;
 use crate::runtime::Runtime;
 use crate::telemetry::error_chain;
+use crate::worker::Handover;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -75,6 +76,9 @@ pub struct AppState {
     /// Wakes the worker of this process, if it runs one, when jobs may have
     /// become available: sooner than the `NOTIFY` that wakes every worker.
     pub work_added: Arc<Notify>,
+    /// Hands jobs that may run now to the worker of this process, if it
+    /// runs one and it waits for work.
+    pub handover: Option<Handover>,
 }
 
 /// The API's routes.

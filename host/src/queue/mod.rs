@@ -24,7 +24,7 @@ mod tenants;
 
 pub use batch::{BatchInserted, job_insert_batch};
 pub use config::{ConfigEntry, config_delete, config_get, config_list, config_set};
-pub use enqueue::{Inserted, NewJob, job_insert};
+pub use enqueue::{Inserted, NewJob, job_insert, job_insert_claimed, new_job_id};
 pub use job::{AttemptError, Job, JobState};
 pub use kv::{kv_delete, kv_get, kv_increment, kv_set};
 pub use lifecycle::{

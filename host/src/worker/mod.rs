@@ -4,7 +4,8 @@
 //!
 //! - the claim loop takes batches of available jobs while attempt slots
 //!   are free, and sleeps until woken by `NOTIFY` (new jobs, freed slots)
-//!   or the poll interval passes;
+//!   or the poll interval passes; while it sleeps, it takes jobs its
+//!   process's API hands over as they are enqueued ([`handover`]);
 //! - one task per attempt runs the component and hands its outcome to
 //! - the completer, which writes outcomes in batches;
 //! - the heartbeat renews the leases of running attempts, learns of cancel
@@ -17,6 +18,7 @@
 
 mod attempt;
 mod completer;
+mod handover;
 mod inflight;
 mod listener;
 
@@ -37,6 +39,8 @@ use crate::runtime::{Prepared, Runtime};
 use crate::telemetry::error_chain;
 
 use inflight::InFlight;
+
+pub use handover::{Desk, Handover, channel as handover_channel};
 
 /// Attempts one worker runs at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -117,6 +121,9 @@ struct Shared {
     pool: PgPool,
     /// The claim loop's connection; see [`claim_pool`].
     claims: PgPool,
+    /// The connection for jobs handed over at enqueue; see
+    /// [`handover::handover_pool`].
+    handovers: PgPool,
     runtime: Arc<Runtime>,
     inflight: InFlight,
     /// Wakes the claim loop: a notification arrived, this process's API
@@ -180,18 +187,21 @@ impl Shared {
 }
 
 /// Runs a worker until `shutdown` is cancelled, then drains it. `wake`
-/// lets others in the process say that jobs may be waiting.
+/// lets others in the process say that jobs may be waiting; `desk` takes
+/// the jobs they hand over (see [`handover_channel`]).
 pub async fn run(
     config: WorkerConfig,
     pool: PgPool,
     runtime: Arc<Runtime>,
     wake: Arc<Notify>,
+    desk: Desk,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let shared = Arc::new(Shared {
         config,
         claims: claim_pool(&pool),
+        handovers: handover::handover_pool(&pool),
         pool,
         runtime,
         inflight: InFlight::default(),
@@ -218,7 +228,7 @@ pub async fn run(
         () = shutdown.cancelled() => {}
     }
     let attempts = TaskTracker::new();
-    claim_loop(&shared, &attempts, &completions, &shutdown).await;
+    claim_loop(&shared, desk, &attempts, &completions, &shutdown).await;
 
     attempts.close();
     if tokio::time::timeout(shared.config.drain_timeout, attempts.wait())
@@ -241,6 +251,7 @@ pub async fn run(
     background.cancel();
     let _ = tokio::join!(heartbeat, listener);
     shared.claims.close().await;
+    shared.handovers.close().await;
     tracing::info!(worker_id = %shared.config.worker_id, "worker stopped");
 }
 
@@ -305,6 +316,7 @@ async fn warm_up(shared: &Shared) {
 
 async fn claim_loop(
     shared: &Arc<Shared>,
+    mut desk: Desk,
     attempts: &TaskTracker,
     completions: &completer::Sender,
     shutdown: &CancellationToken,
@@ -312,6 +324,9 @@ async fn claim_loop(
     let low_water = shared.low_water();
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
+        // Offers sent as the loop stopped waiting are declined here, on
+        // every round, so that none waits on a worker that stays busy.
+        desk.close();
         let mut filled = false;
         for queue in &shared.config.queues {
             let free = shared.slots.available_permits().min(MAX_CLAIM_BATCH);
@@ -348,7 +363,7 @@ async fn claim_loop(
         // After a full batch, claim again at once, or once enough slots are
         // free; after a short one, wait for a notification, for written
         // outcomes (which free room under tenants' limits) or the poll
-        // interval.
+        // interval, and take the jobs the API hands over meanwhile.
         shared.backlog.store(filled, Ordering::Relaxed);
         let wait = if failures > 0 {
             RetryPolicy {
@@ -361,10 +376,20 @@ async fn claim_loop(
         } else {
             shared.config.poll_interval
         };
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = shared.wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+        let until = tokio::time::Instant::now() + wait;
+        desk.open();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = shared.wake.notified() => break,
+                () = tokio::time::sleep_until(until) => break,
+                offer = desk.next() => {
+                    if !handover::take(shared, offer, attempts, completions).await {
+                        break;
+                    }
+                }
+            }
         }
     }
 }
