@@ -345,16 +345,52 @@ async fn prune_deletes_finished_jobs_of_the_state_given() {
         .await;
     spool.wait_for_state("failed", JobState::Discarded).await;
 
+    let unfinished = spool_cli(
+        &spool,
+        &["prune", "--state", "running", "--older-than", "0s"],
+        "",
+    )
+    .await;
     let pruned = spool_ok(
         &spool,
         &["prune", "--state", "completed", "--older-than", "0s"],
     )
     .await;
 
+    assert!(!unfinished.success);
+    assert!(
+        unfinished
+            .stderr
+            .contains("'running' for '--state <STATE>'")
+            && unfinished
+                .stderr
+                .contains("completed, cancelled or discarded"),
+        "{}",
+        unfinished.stderr
+    );
     assert_eq!(pruned.trim(), "deleted 1 completed jobs older than 0s");
     assert_eq!(spool.db.job_count().await, 1);
     let left = spool.client.job_get("failed").await.expect("get");
     assert_eq!(left.state, JobState::Discarded);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_token_variable_is_reported_as_no_token() {
+    let spool = Harness::start().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(["--url", spool.client.base(), "jobs"])
+        .env("SPOOL_TOKEN", "")
+        .output()
+        .await
+        .expect("run spool jobs");
+
+    let stderr = String::from_utf8(output.stderr).expect("UTF-8 stderr");
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no token") && stderr.contains("SPOOL_TOKEN"),
+        "{stderr}"
+    );
     spool.stop().await;
 }
 

@@ -80,7 +80,8 @@ async fn every_v1_endpoint_needs_a_valid_token() {
             assert_eq!(body["code"], "unauthorized", "{method} {path}: {body}");
         }
     }
-    // A refusal says which token is missing, and a token without its scheme.
+    // A refusal says which token is missing, a token without its scheme,
+    // and an empty one.
     let (_, body) = call(&spool, "GET", "/v1/jobs", None).await;
     assert!(
         body["message"].as_str().unwrap().contains("SPOOL_TOKEN"),
@@ -100,6 +101,11 @@ async fn every_v1_endpoint_needs_a_valid_token() {
             .as_str()
             .unwrap()
             .contains("scheme is missing"),
+        "{body}"
+    );
+    let (_, body) = call(&spool, "GET", "/v1/jobs", Some("Bearer ")).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("token is empty"),
         "{body}"
     );
     let (status, _) = call(&spool, "GET", "/healthz", None).await;

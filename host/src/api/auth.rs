@@ -179,6 +179,11 @@ fn bearer<'a>(parts: &'a Parts, source: &str) -> Result<&'a str> {
     let value = value.to_str().map_err(|_| {
         Error::Unauthorized("the Authorization header is not readable text".to_string())
     })?;
+    if value.trim().eq_ignore_ascii_case("bearer") {
+        return Err(Error::Unauthorized(format!(
+            "the Bearer token is empty ({source})"
+        )));
+    }
     let (scheme, token) = value.split_once(' ').ok_or_else(|| {
         Error::Unauthorized(
             "the Authorization header must read `Bearer <token>`: the scheme is missing"

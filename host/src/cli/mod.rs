@@ -107,7 +107,7 @@ pub enum Command {
     /// Delete finished jobs by state and age.
     Prune {
         /// completed, cancelled or discarded.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = finished_state)]
         state: JobState,
         /// Minimum age since the job finished, e.g. 24h or 7d.
         #[arg(long)]
@@ -150,11 +150,13 @@ impl Cli {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     let client = Client::new(&cli.url);
-    let admin = match &cli.admin_token {
+    // An empty variable (`SPOOL_TOKEN=`) sends no token, which the API
+    // names as missing.
+    let admin = match cli.admin_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => client.clone().with_token(token),
         None => client.clone(),
     };
-    let client = match &cli.token {
+    let client = match cli.token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => client.with_token(token),
         None => client,
     };
@@ -182,6 +184,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(command) => tenant_commands::tenant(&admin, json, command).await,
         Command::Token(command) => tenant_commands::token(&client, json, command).await,
     }
+}
+
+/// A state `prune` takes: one a job ends in.
+fn finished_state(text: &str) -> Result<JobState, String> {
+    let finished = [
+        JobState::Completed,
+        JobState::Cancelled,
+        JobState::Discarded,
+    ];
+    finished
+        .into_iter()
+        .find(|state| state.as_str() == text)
+        .ok_or_else(|| "jobs are pruned once finished: completed, cancelled or discarded".into())
 }
 
 /// Parses `30s`, `5m`, `1h 30m` or plain seconds.
