@@ -94,6 +94,12 @@ async fn deploy_and_modules_show_the_deployed_component() {
     let again = spool_ok(&spool, &deploy).await;
     let table = spool_ok(&spool, &["modules"]).await;
     let json = spool_ok(&spool, &["--json", "modules"]).await;
+    let too_long = spool_cli(
+        &spool,
+        &["deploy", "probe", file.path(), "--timeout", "2d"],
+        "",
+    )
+    .await;
 
     let list: ModuleList = serde_json::from_str(&json).expect("JSON modules");
     let module = &list.modules[0];
@@ -114,6 +120,13 @@ async fn deploy_and_modules_show_the_deployed_component() {
         "{first}"
     );
     assert!(again.contains("already at version 1"), "{again}");
+    assert!(!too_long.success);
+    assert!(
+        too_long.stderr.contains("'2d' for '--timeout <TIMEOUT>'")
+            && too_long.stderr.contains("at most 24h"),
+        "{}",
+        too_long.stderr
+    );
     assert!(table.contains("probe") && table.contains(digest), "{table}");
     assert_eq!(spool.db.module_count().await, 1);
     spool.stop().await;

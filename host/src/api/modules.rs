@@ -18,8 +18,6 @@ use super::types::{ComponentUpload, ModuleList, ModuleView};
 use crate::queue::{self, DEFAULT_MAX_ATTEMPTS, ModuleOptions, rules};
 use crate::runtime::{self, Runtime};
 
-/// Longest attempt timeout a module may set: a day.
-const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most hosts a module may be granted.
 const MAX_ALLOWED_HOSTS: usize = 64;
 
@@ -130,7 +128,7 @@ fn deploy_options(query: DeployQuery) -> Result<ModuleOptions> {
         "timeout_ms",
         query.timeout_ms,
         runtime::DEFAULT_TIMEOUT.as_millis() as i64,
-        MAX_TIMEOUT_MS,
+        runtime::MAX_TIMEOUT.as_millis() as i64,
     )?;
     let memory_limit_mib = range(
         "memory_limit_mib",

@@ -13,6 +13,7 @@ use super::{parse_duration, read_file};
 use crate::api::types::EnqueueRequest;
 use crate::client::{Client, DeployOptions, ListOptions};
 use crate::queue::JobState;
+use crate::runtime;
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -23,8 +24,8 @@ pub struct DeployArgs {
     /// Attempts a job gets unless enqueued with its own number.
     #[arg(long)]
     pub max_attempts: Option<u32>,
-    /// Wall-clock limit of one attempt, e.g. 30s.
-    #[arg(long, value_parser = parse_duration)]
+    /// Wall-clock limit of one attempt, e.g. 30s; at most 24h.
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
     /// Memory limit of one attempt, in MiB.
     #[arg(long)]
@@ -34,6 +35,14 @@ pub struct DeployArgs {
     /// left out takes its default, not the previous version's value.
     #[arg(long = "allow-host")]
     pub allow_hosts: Vec<String>,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout.as_millis() == 0 || timeout > runtime::MAX_TIMEOUT {
+        return Err("a timeout is at least 1ms and at most 24h".into());
+    }
+    Ok(timeout)
 }
 
 pub async fn deploy(client: &Client, json: bool, args: DeployArgs) -> anyhow::Result<()> {

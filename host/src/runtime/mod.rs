@@ -40,6 +40,8 @@ use state::State;
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Wall-clock limit of an attempt unless the module sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest timeout a module may set: a day.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Linear memory limit of an attempt unless the module sets one.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 128 << 20;
 /// The largest memory limit a module may set: all of wasm32's 4 GiB.
