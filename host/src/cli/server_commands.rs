@@ -155,8 +155,6 @@ async fn run_server(args: &WorkerArgs, config: ServerConfig) -> anyhow::Result<(
     tracing::info!(
         database = %target.database(),
         max_connections = args.max_connections,
-        concurrency = args.concurrency,
-        lease = ?args.lease,
         "starting"
     );
     let server = Server::start(pool.clone(), config).await?;

@@ -215,6 +215,7 @@ pub async fn run(
         worker_id = %shared.config.worker_id,
         queues = ?shared.config.queues,
         concurrency = shared.config.concurrency,
+        lease = ?shared.config.lease,
         "worker started"
     );
 
