@@ -341,3 +341,41 @@ async fn job_ids_with_reserved_characters_work_through_percent_encoding() {
     assert_eq!(done.result, Some(json!({"value": id, "attempt": 1})));
     spool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_session_the_server_ends_answers_503() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    // Hold the request's listing on a lock, then end its session as a
+    // restarting server does (maintenance waits on the lock too).
+    let mut lock = spool.db.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table spool.jobs in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the job table");
+    let request = tokio::spawn(
+        spool
+            .http()
+            .get(format!("{}/v1/jobs", spool.client.base()))
+            .send(),
+    );
+    while !request.is_finished() {
+        sqlx::query(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock' \
+               and query ~ 'select \\* from spool\\.jobs\\s+where tenant'",
+        )
+        // Outside the lock's transaction, whose view of the sessions
+        // would stay as it first read it.
+        .execute(&spool.db.pool)
+        .await
+        .expect("end the waiting session");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let response = request.await.expect("the request").expect("an answer");
+    lock.rollback().await.expect("unlock");
+
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("a JSON error");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    spool.stop().await;
+}

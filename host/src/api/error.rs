@@ -127,13 +127,19 @@ impl From<queue::Error> for Error {
 }
 
 fn is_unreachable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        // The server is shutting down, restarting or refusing connections
+        // (class 57P), or the connection failed (class 08): a restart or
+        // failover, which a retry outlives.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+        _ => false,
+    }
 }
 
 impl IntoResponse for Error {
