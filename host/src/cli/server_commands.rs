@@ -21,7 +21,9 @@ use crate::worker::{self, WorkerConfig};
 pub struct WorkerArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Database connections this process may hold.
+    /// Database connections of this process's shared pool. A worker holds
+    /// up to three more of its own: LISTEN, claims, and jobs handed over
+    /// by its API.
     #[arg(long, env = "SPOOL_MAX_CONNECTIONS", default_value_t = database::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: u32,
     /// Queues to work, comma-separated.
