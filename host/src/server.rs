@@ -73,13 +73,11 @@ impl Server {
         let runtime = Arc::new(runtime);
         let shutdown = CancellationToken::new();
         let work_added = Arc::new(Notify::new());
-        let (handover, desk) = match &config.worker {
-            Some(worker) => {
-                let (handover, desk) = worker::handover_channel(&worker.queues);
-                (Some(handover), Some(desk))
-            }
-            None => (None, None),
-        };
+        let (handover, desk) = config
+            .worker
+            .as_ref()
+            .map(|worker| worker::handover_channel(&worker.queues))
+            .unzip();
         let mut tasks = Vec::new();
 
         let mut addr = None;

@@ -246,6 +246,21 @@ async fn traps_and_timeouts_are_failed_attempts_with_a_reason() {
     spool.stop().await;
 }
 
+/// A probe job of the harness's tenant, to insert without the API.
+fn probe_job(job_id: Option<&str>, params: serde_json::Value) -> NewJob {
+    NewJob {
+        tenant: TENANT.into(),
+        kind: "probe".into(),
+        params,
+        job_id: job_id.map(String::from),
+        run_at: None,
+        delay_secs: 0.0,
+        queue: "default".into(),
+        priority: 0,
+        max_attempts: None,
+    }
+}
+
 /// PostgreSQL plans a prepared statement's first five executions for their
 /// values, then keeps one plan for all values if that is no costlier. The
 /// enqueue's statement must reach that plan: planning it afresh for every
@@ -258,17 +273,7 @@ async fn the_enqueue_statement_is_planned_once_not_for_every_job() {
 
     let mut conn = spool.db.pool.acquire().await.unwrap();
     for n in 0..20 {
-        let new = NewJob {
-            tenant: TENANT.into(),
-            kind: "probe".into(),
-            params: json!({ "n": n }),
-            job_id: None,
-            run_at: None,
-            delay_secs: 0.0,
-            queue: "default".into(),
-            priority: 0,
-            max_attempts: None,
-        };
+        let new = probe_job(None, json!({ "n": n }));
         job_insert(&mut conn, &new).await.unwrap();
     }
     // The pattern is split so that this query's own text does not match.
@@ -334,17 +339,7 @@ async fn a_waiting_worker_takes_a_job_enqueued_through_its_own_api_as_it_is_inse
 async fn a_job_enqueued_while_others_wait_in_its_queue_is_not_taken_ahead_of_them() {
     let spool = harness_without_notifications().await;
     // A job the worker has not heard of, inserted after its last claim.
-    let hidden = NewJob {
-        tenant: TENANT.into(),
-        kind: "probe".into(),
-        params: echo(json!("first")),
-        job_id: Some("first".into()),
-        run_at: None,
-        delay_secs: 0.0,
-        queue: "default".into(),
-        priority: 0,
-        max_attempts: None,
-    };
+    let hidden = probe_job(Some("first"), echo(json!("first")));
     let mut conn = spool.db.pool.acquire().await.expect("a connection");
     job_insert(&mut conn, &hidden).await.expect("insert");
     drop(conn);

@@ -199,7 +199,6 @@ fn decide(
                 &error,
                 &shared.config.retry,
             );
-            let retrying = finish.state == JobState::Retryable;
             if on_request {
                 // Stopped on request: nobody's fault.
                 tracing::info!(
@@ -213,7 +212,8 @@ fn decide(
                     blame = blame.as_str(),
                     error = %error.error,
                     elapsed_ms = elapsed.as_millis() as u64,
-                    retry_in_secs = retrying.then_some(finish.retry_in_secs),
+                    retry_in_secs = (finish.state == JobState::Retryable)
+                        .then_some(finish.retry_in_secs),
                     "attempt failed"
                 );
             }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::completer::Sender;
-use super::{Shared, attempt};
+use super::{Shared, start_attempt};
 use crate::database;
 use crate::queue::{self, Job, NewJob};
 use crate::telemetry::error_chain;
@@ -177,9 +177,6 @@ pub(super) async fn take(
         let _ = offer.written.send(job);
         return false;
     };
-    shared
-        .inflight
-        .insert(claimed.seq, claimed.claim, sent + config.lease);
     tracing::debug!(
         worker_id = %config.worker_id,
         job_id = %claimed.id,
@@ -189,12 +186,14 @@ pub(super) async fn take(
         elapsed_us = sent.elapsed().as_micros() as u64,
         "claimed a job as it was enqueued"
     );
-    attempts.spawn(attempt::run(
-        shared.clone(),
+    start_attempt(
+        shared,
         claimed,
-        completions.clone(),
+        sent + config.lease,
         slot,
-    ));
+        attempts,
+        completions,
+    );
     let _ = offer.written.send(job);
     true
 }

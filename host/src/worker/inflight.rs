@@ -162,10 +162,11 @@ impl InFlight {
 }
 
 /// Renews the leases of held attempts every third of the lease, and when
-/// the listener asks for it, until `stop` is cancelled. An attempt whose job was asked to stop is
-/// cancelled; one whose lease is gone is stopped without writing. A
-/// renewal moves each held attempt's local lease to the instant it was
-/// sent plus the lease, which is never later than the database's.
+/// the listener asks for it, until `stop` is cancelled. An attempt whose
+/// job was asked to stop is cancelled; one whose lease is gone is stopped
+/// without writing. A renewal moves each held attempt's local lease to
+/// the instant it was sent plus the lease, which is never later than the
+/// database's.
 pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
     let period = shared.config.lease / 3;
     loop {

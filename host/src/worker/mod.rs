@@ -336,17 +336,16 @@ async fn claim_loop(
                 break;
             }
             match claim(shared, queue, free).await {
-                Ok(jobs) => {
+                Ok((jobs, lease_until)) => {
                     failures = 0;
                     filled |= jobs.len() == free;
                     for job in jobs {
-                        let permit = shared
+                        let slot = shared
                             .slots
                             .clone()
                             .try_acquire_owned()
                             .expect("a slot was free when claiming");
-                        let task = attempt::run(shared.clone(), job, completions.clone(), permit);
-                        attempts.spawn(task);
+                        start_attempt(shared, job, lease_until, slot, attempts, completions);
                     }
                 }
                 Err(e) => {
@@ -395,11 +394,13 @@ async fn claim_loop(
     }
 }
 
+/// Claims up to `limit` jobs of `queue`; returns them and when their
+/// leases end by this process's clock.
 async fn claim(
     shared: &Shared,
     queue: &str,
     limit: usize,
-) -> Result<Vec<queue::Claimed>, queue::Error> {
+) -> Result<(Vec<queue::Claimed>, Instant), queue::Error> {
     let cursor = shared.cursor(queue);
     // The claim's lease starts no sooner than the statement is sent.
     let sent = Instant::now();
@@ -426,8 +427,20 @@ async fn claim(
             "claimed jobs"
         );
     }
-    for job in &jobs {
-        shared.inflight.insert(job.seq, job.claim, lease_until);
-    }
-    Ok(jobs)
+    Ok((jobs, lease_until))
+}
+
+/// Starts the attempt that a claim began, in `slot`. It is registered
+/// first, so that lease renewals and cancel requests reach it from the
+/// start; its lease ends at `lease_until` by this process's clock.
+fn start_attempt(
+    shared: &Arc<Shared>,
+    job: queue::Claimed,
+    lease_until: Instant,
+    slot: OwnedSemaphorePermit,
+    attempts: &TaskTracker,
+    completions: &completer::Sender,
+) {
+    shared.inflight.insert(job.seq, job.claim, lease_until);
+    attempts.spawn(attempt::run(shared.clone(), job, completions.clone(), slot));
 }
