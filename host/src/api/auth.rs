@@ -33,7 +33,15 @@ const TOKEN_CACHE_CAPACITY: usize = 10_000;
 /// are not remembered: a flood of made-up tokens cannot fill the cache.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (Instant, StoredToken)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    tokens: HashMap<String, (Instant, StoredToken)>,
+    /// Counts forgets. A lookup that started before a forget may have read
+    /// the row as it was before the change, so what it found is not kept.
+    forgets: u64,
 }
 
 impl TokenCache {
@@ -42,18 +50,22 @@ impl TokenCache {
         let Some((id, secret)) = queue::split_token(token) else {
             return Ok(Access::Denied);
         };
-        let cached = self.lock().get(id).and_then(|(checked, stored)| {
-            (checked.elapsed() < TOKEN_CACHE_TTL).then(|| stored.clone())
-        });
+        let (cached, forgets) = {
+            let entries = self.lock();
+            let cached = entries.tokens.get(id).and_then(|(checked, stored)| {
+                (checked.elapsed() < TOKEN_CACHE_TTL).then(|| stored.clone())
+            });
+            (cached, entries.forgets)
+        };
         let stored = match cached {
             Some(stored) => stored,
             None => match queue::token_lookup(pool, id).await? {
                 Some(stored) => {
-                    self.remember(id, stored.clone());
+                    self.remember(id, stored.clone(), forgets);
                     stored
                 }
                 None => {
-                    self.forget_token(id);
+                    self.lock().tokens.remove(id);
                     return Ok(Access::Denied);
                 }
             },
@@ -61,28 +73,40 @@ impl TokenCache {
         Ok(stored.access(secret))
     }
 
-    fn remember(&self, id: &str, stored: StoredToken) {
+    /// Keeps what a lookup found, unless something was forgotten since the
+    /// lookup began (`forgets` is the count read before it).
+    fn remember(&self, id: &str, stored: StoredToken, forgets: u64) {
         let mut entries = self.lock();
-        if entries.len() >= TOKEN_CACHE_CAPACITY {
-            entries.retain(|_, (checked, _)| checked.elapsed() < TOKEN_CACHE_TTL);
-            if entries.len() >= TOKEN_CACHE_CAPACITY {
-                entries.clear();
+        if entries.forgets != forgets {
+            return;
+        }
+        let tokens = &mut entries.tokens;
+        if tokens.len() >= TOKEN_CACHE_CAPACITY {
+            tokens.retain(|_, (checked, _)| checked.elapsed() < TOKEN_CACHE_TTL);
+            if tokens.len() >= TOKEN_CACHE_CAPACITY {
+                tokens.clear();
             }
         }
-        entries.insert(id.to_string(), (Instant::now(), stored));
+        tokens.insert(id.to_string(), (Instant::now(), stored));
     }
 
     /// Forgets a token, after it was revoked.
     pub fn forget_token(&self, id: &str) {
-        self.lock().remove(id);
+        let mut entries = self.lock();
+        entries.forgets += 1;
+        entries.tokens.remove(id);
     }
 
     /// Forgets every token of `tenant`, after it was disabled or changed.
     pub fn forget_tenant(&self, tenant: &str) {
-        self.lock().retain(|_, (_, stored)| stored.tenant != tenant);
+        let mut entries = self.lock();
+        entries.forgets += 1;
+        entries
+            .tokens
+            .retain(|_, (_, stored)| stored.tenant != tenant);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, StoredToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -201,6 +225,22 @@ fn bearer<'a>(parts: &'a Parts, source: &str) -> Result<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookup_that_overlaps_a_forget_is_not_kept() {
+        let cache = TokenCache::default();
+        let stored = StoredToken::new("acme", "secret", false);
+        let before_lookup = cache.lock().forgets;
+        cache.forget_tenant("acme");
+        cache.remember("t1", stored.clone(), before_lookup);
+        assert!(cache.lock().tokens.is_empty(), "a stale lookup was kept");
+
+        let after_forget = cache.lock().forgets;
+        cache.remember("t1", stored, after_forget);
+        let entries = cache.lock();
+        let (_, kept) = &entries.tokens["t1"];
+        assert!(matches!(kept.access("secret"), Access::Tenant(tenant) if tenant == "acme"));
+    }
 
     #[test]
     fn short_admin_tokens_are_refused() {

@@ -204,6 +204,17 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
+    /// A token of `tenant` whose secret is `secret`, as a lookup would
+    /// return it.
+    #[cfg(test)]
+    pub fn new(tenant: &str, secret: &str, disabled: bool) -> Self {
+        Self {
+            tenant: tenant.to_string(),
+            secret_sha256: Sha256::digest(secret.as_bytes()).into(),
+            disabled,
+        }
+    }
+
     /// What presenting `secret` with this token's id grants. The digests
     /// are compared in constant time.
     pub fn access(&self, secret: &str) -> Access {
