@@ -151,6 +151,12 @@ async fn enqueue_reads_params_inline_from_a_file_and_from_stdin() {
     )
     .await;
     let duplicate = spool_ok(&spool, &["enqueue", "probe", inline, "--job-id", "inline"]).await;
+    let duplicate_json = spool_cli(
+        &spool,
+        &["enqueue", "probe", inline, "--job-id", "inline", "--json"],
+        "",
+    )
+    .await;
 
     assert!(
         from_inline.starts_with("enqueued inline ("),
@@ -166,6 +172,14 @@ async fn enqueue_reads_params_inline_from_a_file_and_from_stdin() {
         from_stdin.stdout
     );
     assert!(duplicate.contains("inline already exists"), "{duplicate}");
+    assert!(duplicate_json.success, "{}", duplicate_json.stderr);
+    let shown: Value = serde_json::from_str(&duplicate_json.stdout).expect("the job as JSON");
+    assert_eq!(shown["id"], "inline");
+    assert!(
+        duplicate_json.stderr.contains("inline already exists"),
+        "{}",
+        duplicate_json.stderr
+    );
     let inline = spool.client.job_get("inline").await.expect("get job");
     let file = spool.client.job_get("file").await.expect("get job");
     assert_eq!(inline.params["value"], "inline");

@@ -150,7 +150,15 @@ pub async fn enqueue(client: &Client, json: bool, args: EnqueueArgs) -> anyhow::
     };
 
     let (job, created) = client.job_enqueue(&request).await?;
+    let existing = format!(
+        "{} already exists ({}); nothing enqueued",
+        job.id, job.state
+    );
     if json {
+        // stdout stays the job as `status --json` prints it, for scripts.
+        if !created {
+            eprintln!("{existing}");
+        }
         return output::json(&job);
     }
     if created {
@@ -161,10 +169,7 @@ pub async fn enqueue(client: &Client, json: bool, args: EnqueueArgs) -> anyhow::
             output::time(&job.run_at)
         );
     } else {
-        println!(
-            "{} already exists ({}); nothing enqueued",
-            job.id, job.state
-        );
+        println!("{existing}");
     }
     Ok(())
 }
