@@ -53,11 +53,13 @@ pub enum Error {
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
     #[error(
-        "database {database:?} does not exist: create it (createdb {database}){}",
+        "database {database:?} does not exist: create it ({createdb}){}",
         fallback_advice(*.fallback)
     )]
     Missing {
         database: String,
+        /// The command that creates it on the server the URL names.
+        createdb: String,
         /// The database the command uses without a URL.
         fallback: Option<&'static str>,
     },
@@ -146,6 +148,19 @@ impl Target {
             .to_string()
     }
 
+    /// The `createdb` command that makes this database, on this server as
+    /// this user.
+    fn createdb(&self) -> String {
+        let options = &self.options;
+        format!(
+            "createdb -h {} -p {} -U {} {}",
+            options.get_host(),
+            options.get_port(),
+            options.get_username(),
+            self.database()
+        )
+    }
+
     /// The connection options.
     pub fn options(&self) -> &PgConnectOptions {
         &self.options
@@ -163,6 +178,7 @@ impl Target {
             .map_err(|source| match is_missing_database(&source) {
                 true => Error::Missing {
                     database: self.database(),
+                    createdb: self.createdb(),
                     fallback: self.fallback,
                 },
                 false => Error::Connect {

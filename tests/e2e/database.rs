@@ -2,6 +2,7 @@
 
 use spool::database::{self, DEFAULT_DATABASE, Target};
 use sqlx::Connection;
+use sqlx::postgres::PgConnectOptions;
 
 #[tokio::test]
 async fn a_missing_local_database_is_created_and_migrated() {
@@ -50,9 +51,10 @@ async fn a_missing_local_database_is_created_and_migrated() {
 
 #[tokio::test]
 async fn a_missing_database_named_by_url_is_an_error() {
-    let url = "postgres:///spool_test_no_such_database";
+    let user = PgConnectOptions::new().get_username().to_string();
+    let url = format!("postgres://{user}@127.0.0.1:5432/spool_test_no_such_database");
 
-    let error = Target::new(Some(url), DEFAULT_DATABASE)
+    let error = Target::new(Some(&url), DEFAULT_DATABASE)
         .unwrap()
         .open(1)
         .await
@@ -61,8 +63,10 @@ async fn a_missing_database_named_by_url_is_an_error() {
     let message = format!("{error}");
     assert_eq!(
         message,
-        "database \"spool_test_no_such_database\" does not exist: create it \
-         (createdb spool_test_no_such_database), or give no database URL to use \
-         the local `spool` database, which Spool creates"
+        format!(
+            "database \"spool_test_no_such_database\" does not exist: create it \
+             (createdb -h 127.0.0.1 -p 5432 -U {user} spool_test_no_such_database), or \
+             give no database URL to use the local `spool` database, which Spool creates"
+        )
     );
 }
