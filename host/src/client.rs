@@ -40,12 +40,28 @@ pub enum Error {
         source: reqwest::Error,
     },
     /// `wait` gave up.
-    #[error("job {id:?} did not finish within {timeout:?}; it is {state}")]
+    #[error(
+        "job {id:?} did not finish within {timeout:?}; it is {state}{}",
+        unclaimed_hint(*.state, queue)
+    )]
     WaitTimeout {
         id: String,
         timeout: Duration,
         state: JobState,
+        queue: String,
     },
+}
+
+/// Why a job may still wait after a wait gave up: nobody works its queue.
+fn unclaimed_hint(state: JobState, queue: &str) -> String {
+    if state == JobState::Available {
+        format!(
+            " and no worker has claimed it: does a worker serve queue {queue:?}? \
+             (spool serve --queues {queue})"
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// `, field jobs[3].kind` when the API named the field at fault.
@@ -290,6 +306,7 @@ impl Client {
                     id: id.to_string(),
                     timeout,
                     state: job.state,
+                    queue: job.queue,
                 });
             }
             tokio::time::sleep(pause).await;

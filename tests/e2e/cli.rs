@@ -246,6 +246,46 @@ async fn result_wait_prints_the_result_once_the_job_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_wait_names_the_queue_no_worker_serves() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let enqueued = spool_ok(
+        &spool,
+        &[
+            "enqueue",
+            "probe",
+            r#"{"do": "echo"}"#,
+            "--job-id",
+            "stranded",
+            "--queue",
+            "other",
+        ],
+    )
+    .await;
+
+    let run = spool_cli(
+        &spool,
+        &["result", "stranded", "--wait", "--timeout", "300ms"],
+        "",
+    )
+    .await;
+
+    assert!(
+        enqueued.starts_with("enqueued stranded (available"),
+        "{enqueued}"
+    );
+    assert!(!run.success, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "it is available and no worker has claimed it: does a worker serve queue \"other\"?"
+        ),
+        "{}",
+        run.stderr
+    );
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_wait_fails_for_a_discarded_job_with_its_last_error() {
     let spool = Harness::start().await;
     spool.deploy_probe(&[]).await;
