@@ -117,7 +117,7 @@ pub struct EnqueueArgs {
     #[arg(long)]
     pub priority: Option<i64>,
     /// The queue to wait in (`default` otherwise); only workers started
-    /// with `--queue` naming it run its jobs.
+    /// with `--queues` naming it run its jobs.
     #[arg(long)]
     pub queue: Option<String>,
 }
@@ -161,13 +161,14 @@ pub async fn enqueue(client: &Client, json: bool, args: EnqueueArgs) -> anyhow::
         }
         return output::json(&job);
     }
-    if created {
+    if created && job.state == JobState::Scheduled {
         println!(
-            "enqueued {} ({}, runs at {})",
+            "enqueued {} (scheduled, runs at {})",
             job.id,
-            job.state,
             output::time(&job.run_at)
         );
+    } else if created {
+        println!("enqueued {} ({})", job.id, job.state);
     } else {
         println!("{existing}");
     }

@@ -47,7 +47,8 @@ pub enum TokenCommand {
     },
     /// List your tenant's tokens (never their secrets).
     List,
-    /// Revoke a token: it stops working at once.
+    /// Revoke a token: its next request to this server fails; other API
+    /// processes accept it for up to a second more.
     Revoke { id: String },
 }
 
