@@ -184,3 +184,37 @@ async fn a_future_run_at_schedules_the_job() {
     assert_eq!(job.attempt, 0);
     spool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_ids_begin_with_the_time_as_the_apis_do() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let before = Utc::now().timestamp_millis();
+
+    let one: String = sqlx::query_scalar("select spool.enqueue('default', 'probe')")
+        .fetch_one(&spool.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("select spool.enqueue_many('default', 'probe', array['{}', '{}']::jsonb[])")
+        .execute(&spool.db.pool)
+        .await
+        .unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("select id from spool.jobs")
+        .fetch_all(&spool.db.pool)
+        .await
+        .unwrap();
+    let after = Utc::now().timestamp_millis();
+
+    assert_eq!(ids.len(), 3);
+    assert!(ids.contains(&one), "{ids:?}");
+    for id in &ids {
+        let uuid = uuid::Uuid::parse_str(id).expect("a generated id is a UUID");
+        assert_eq!(uuid.get_version_num(), 7, "{id}");
+        let millis = (uuid.as_u128() >> 80) as i64;
+        assert!(
+            (before - 1_000..=after + 1_000).contains(&millis),
+            "{id} carries {millis}, not a time between {before} and {after}"
+        );
+    }
+    spool.stop().await;
+}
