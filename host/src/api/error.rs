@@ -19,7 +19,7 @@ pub struct ErrorBody {
     /// Stable, machine-readable: `invalid_request`, `unauthorized`,
     /// `forbidden`, `unknown_kind`, `invalid_component`, `not_found`,
     /// `method_not_allowed`, `invalid_state`, `already_exists`,
-    /// `payload_too_large`, `unavailable`, `internal`.
+    /// `payload_too_large`, `request_timeout`, `unavailable`, `internal`.
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -57,6 +57,10 @@ pub enum Error {
     Conflict(String),
     PayloadTooLarge {
         limit: usize,
+    },
+    /// The client stopped sending the body it announced.
+    BodyStalled {
+        idle: std::time::Duration,
     },
     /// The database is unreachable.
     Unavailable(String),
@@ -187,6 +191,15 @@ impl IntoResponse for Error {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("the request body is larger than the limit of {limit} bytes"),
+                Some("body".to_string()),
+            ),
+            Self::BodyStalled { idle } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "body: nothing arrived for {} s; send the whole body without pausing",
+                    idle.as_secs()
+                ),
                 Some("body".to_string()),
             ),
             Self::Unavailable(cause) => {

@@ -25,10 +25,15 @@ const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// Reads the whole body, refusing more than `limit` bytes.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
+        let caused_by = |is: fn(&(dyn std::error::Error + 'static)) -> bool| {
+            std::iter::successors(std::error::Error::source(&e), |s| s.source()).any(is)
+        };
+        if caused_by(|s| s.is::<http_body_util::LengthLimitError>()) {
             Error::PayloadTooLarge { limit }
+        } else if caused_by(|s| s.is::<tower_http::timeout::TimeoutError>()) {
+            Error::BodyStalled {
+                idle: super::BODY_IDLE_TIMEOUT,
+            }
         } else {
             Error::invalid("body", format!("could not read the request body: {e}"))
         }

@@ -51,6 +51,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, patch, post, put};
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::{AdminToken, TOKEN_CACHE_TTL, TokenCache};
@@ -80,6 +81,11 @@ pub struct AppState {
     /// runs one and it waits for work.
     pub handover: Option<Handover>,
 }
+
+/// Longest pause allowed while a request's body arrives. A client that
+/// stalls mid-body gets a 408 instead of holding its request, and the
+/// server's shutdown, open forever.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
@@ -119,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -336,3 +336,44 @@ async fn the_typed_client_reports_the_api_message_and_field() {
     assert!(shown.contains("(400), field run_at"), "{shown}");
     spool.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_gets_a_408_and_writes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let before = rows(&spool).await;
+    let addr = spool
+        .client
+        .base()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        spool.token
+    );
+
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The rest of the body never comes; the server gives up on it.
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(&answer[answer.find("\r\n\r\n").expect("a body") + 4..])
+            .expect("a JSON error body");
+    assert_eq!(body["code"], "request_timeout", "{body}");
+    assert_eq!(body["field"], "body", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing arrived for 10 s"),
+        "{body}"
+    );
+    assert_eq!(rows(&spool).await, before);
+    spool.stop().await;
+}
