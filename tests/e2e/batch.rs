@@ -190,6 +190,15 @@ async fn the_sql_functions_check_ids_queues_and_array_shapes_like_the_api() {
          job_ids => array['ok', ' padded'])",
     )
     .await;
+    let dot_dot = refused("select spool.enqueue('default', 'probe', '{}', job_id => '..')").await;
+    let wide_space = refused(
+        r"select spool.enqueue_many('default', 'probe', array['{}']::jsonb[],           job_ids => array[E'ideo　'])",
+    )
+    .await;
+    let far_future = refused(
+        "select spool.enqueue('default', 'probe', '{}', run_at => '262143-06-01 00:00:00+00')",
+    )
+    .await;
     let two_d =
         refused("select spool.enqueue_many('default', 'probe', array[['{}'], ['{}']]::jsonb[])")
             .await;
@@ -210,10 +219,57 @@ async fn the_sql_functions_check_ids_queues_and_array_shapes_like_the_api() {
     assert!(bad_ids.contains("job_ids: "), "{bad_ids}");
     assert!(bad_ids.contains("padded"), "{bad_ids}");
     assert!(
+        dot_dot.contains("job_id: '..' is not a valid job id"),
+        "{dot_dot}"
+    );
+    assert!(wide_space.contains("job_ids: 'ideo"), "{wide_space}");
+    assert!(
+        far_future.contains("run_at: ") && far_future.contains("outside the years 1 to 9999"),
+        "{far_future}"
+    );
+    assert!(
         two_d.contains("params: must be a one-dimensional array"),
         "{two_d}"
     );
     assert_eq!(zero_based, 2);
     assert_eq!(ids, ["z0", "z1"]);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_sharing_ids_in_opposite_orders_both_succeed() {
+    let spool = Harness::start().await;
+    spool.deploy_probe(&[]).await;
+    let ids: Vec<String> = (0..2_000).map(|i| format!("shared-{i}")).collect();
+    let batch = |ids: Vec<String>| {
+        let jobs: Vec<EnqueueRequest> = ids.iter().map(|id| job(Some(id), json!(1))).collect();
+        let client = spool.client.clone();
+        async move { client.job_enqueue_batch(&jobs).await }
+    };
+    let reversed: Vec<String> = ids.iter().rev().cloned().collect();
+    let sql = |ids: Vec<String>| {
+        let pool = spool.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select spool.enqueue_many('default', 'probe', \
+                 array_fill('{}'::jsonb, array[cardinality($1::text[])]), job_ids => $1)",
+            )
+            .bind(ids)
+            .fetch_one(&pool)
+            .await
+        }
+    };
+    let sql_ids: Vec<String> = (0..2_000).map(|i| format!("sql-{i}")).collect();
+    let sql_reversed: Vec<String> = sql_ids.iter().rev().cloned().collect();
+
+    let (forward, backward) = tokio::join!(batch(ids.clone()), batch(reversed));
+    let (sql_forward, sql_backward) = tokio::join!(sql(sql_ids), sql(sql_reversed));
+
+    let (forward, backward) = (forward.expect("forward"), backward.expect("backward"));
+    assert_eq!(forward.created + backward.created, 2_000);
+    assert_eq!(forward.ids, ids);
+    let created = sql_forward.expect("forward") + sql_backward.expect("backward");
+    assert_eq!(created, 2_000);
+    assert_eq!(spool.db.job_count().await, 4_000);
     spool.stop().await;
 }

@@ -59,7 +59,7 @@ pub async fn job_insert_batch(
 
     let mut ids = Vec::with_capacity(jobs.len());
     let mut copy = String::new();
-    let mut keyed = Keyed::default();
+    let mut keyed = Vec::new();
     for job in jobs {
         let run_at = job.run_at.unwrap_or_else(|| {
             now + chrono::Duration::microseconds((job.delay_secs * 1e6).round() as i64)
@@ -73,7 +73,7 @@ pub async fn job_insert_batch(
         match &job.job_id {
             Some(id) => {
                 ids.push(id.clone());
-                keyed.push(job, state, max_attempts, run_at);
+                keyed.push((job, state, max_attempts, run_at));
             }
             None => {
                 let id = new_job_id();
@@ -94,7 +94,16 @@ pub async fn job_insert_batch(
         copy_in.send(copy.into_bytes()).await?;
         created += copy_in.finish().await?;
     }
-    if !keyed.ids.is_empty() {
+    if !keyed.is_empty() {
+        // In id order, so that two batches sharing ids wait for each other
+        // instead of each holding an id the other needs (a deadlock).
+        keyed.sort_by(|a, b| a.0.job_id.cmp(&b.0.job_id));
+        let keyed = keyed
+            .into_iter()
+            .fold(Keyed::default(), |mut columns, job| {
+                columns.push(job.0, job.1, job.2, job.3);
+                columns
+            });
         created += sqlx::query!(
             r#"
             insert into spool.jobs (tenant, id, kind, queue, state, priority, params,

@@ -87,10 +87,12 @@ pub fn check_max_running(field: &str, max_running: i64) -> Result<i32, Invalid> 
 }
 
 /// A job id: 1 to 255 characters, no control characters, no leading or
-/// trailing whitespace.
+/// trailing whitespace, not `.` or `..` (URL paths drop those segments).
 pub fn check_job_id(field: &str, id: &str) -> Result<(), Invalid> {
     let problem = if id.is_empty() {
         "must not be empty"
+    } else if id == "." || id == ".." {
+        "must not be . or .., which a URL path cannot carry"
     } else if id.chars().count() > 255 {
         "must be at most 255 characters"
     } else if id.chars().any(char::is_control) {
@@ -218,6 +220,15 @@ mod tests {
             message(" a"),
             "job_id: must not start or end with whitespace"
         );
+        assert_eq!(
+            message("a\u{3000}"),
+            "job_id: must not start or end with whitespace"
+        );
+        assert_eq!(
+            message(".."),
+            "job_id: must not be . or .., which a URL path cannot carry"
+        );
+        assert!(check_job_id("job_id", "...").is_ok());
     }
 
     #[test]
