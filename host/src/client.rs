@@ -41,7 +41,8 @@ pub enum Error {
     },
     /// `wait` gave up.
     #[error(
-        "job {id:?} did not finish within {timeout:?}; it is {state}{}",
+        "job {id:?} did not finish within {}; it is {state}{}",
+        humantime::format_duration(*.timeout),
         unclaimed_hint(*.state, queue)
     )]
     WaitTimeout {
@@ -56,8 +57,8 @@ pub enum Error {
 fn unclaimed_hint(state: JobState, queue: &str) -> String {
     if state == JobState::Available {
         format!(
-            " and no worker has claimed it: does a worker serve queue {queue:?}? \
-             (spool serve --queues {queue})"
+            " and not yet claimed: are the workers of queue {queue:?} busy, or does none \
+             serve it? (a worker takes it with --queues {queue})"
         )
     } else {
         String::new()
@@ -297,19 +298,26 @@ impl Client {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pause = Duration::from_millis(20);
         loop {
-            let job = self.job_get(id).await?;
-            if job.state.is_finished() {
-                return Ok(job);
+            let answer = self.job_get(id).await;
+            let late = tokio::time::Instant::now() >= deadline;
+            match answer {
+                Ok(job) if job.state.is_finished() => return Ok(job),
+                Ok(job) if late => {
+                    return Err(Error::WaitTimeout {
+                        id: id.to_string(),
+                        timeout,
+                        state: job.state,
+                        queue: job.queue,
+                    });
+                }
+                Ok(_) => {}
+                // A database restart answers 503 for a moment: keep waiting.
+                Err(Error::Api { status: 503, .. }) if !late => {}
+                Err(e) => return Err(e),
             }
-            if tokio::time::Instant::now() + pause > deadline {
-                return Err(Error::WaitTimeout {
-                    id: id.to_string(),
-                    timeout,
-                    state: job.state,
-                    queue: job.queue,
-                });
-            }
-            tokio::time::sleep(pause).await;
+            // The last look falls on the deadline, not a pause before it.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(500));
         }
     }

@@ -343,6 +343,53 @@ async fn job_ids_with_reserved_characters_work_through_percent_encoding() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_outlasts_a_503_and_sees_the_job_finish() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+    spool.probe("waited", echo(json!(1))).await;
+    let mut lock = spool.db.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table spool.jobs in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the job table");
+    let client = spool.client.clone();
+    let wait = tokio::spawn(async move {
+        client
+            .job_wait("waited", std::time::Duration::from_secs(60))
+            .await
+    });
+
+    // End the sessions of the wait's looks until one has answered 503.
+    let mut ended = 0;
+    while ended == 0 {
+        ended = sqlx::query_scalar::<_, i64>(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+             where datname = current_database() and wait_event_type = 'Lock' \
+               and query ~ 'select \\* from spool\\.jobs where tenant = \\$1 and id'",
+        )
+        .fetch_one(&spool.db.pool)
+        .await
+        .expect("end the waiting session");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    lock.rollback().await.expect("unlock");
+    sqlx::query(
+        "update spool.jobs set state = 'completed', finalized_at = now(), result = '1' \
+         where id = 'waited'",
+    )
+    .execute(&spool.db.pool)
+    .await
+    .expect("finish the job");
+
+    let job = wait
+        .await
+        .expect("the wait")
+        .expect("the wait kept going after the 503");
+    assert_eq!(job.state, JobState::Completed);
+    spool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_session_the_server_ends_answers_503() {
     let spool = Harness::start_with(|config| config.worker = None).await;
     // Hold the request's listing on a lock, then end its session as a

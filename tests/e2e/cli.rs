@@ -274,7 +274,8 @@ async fn result_wait_names_the_queue_no_worker_serves() {
     assert!(!run.success, "{}", run.stdout);
     assert!(
         run.stderr.contains(
-            "it is available and no worker has claimed it: does a worker serve queue \"other\"?"
+            "within 300ms; it is available and not yet claimed: are the workers of queue \
+             \"other\" busy, or does none serve it?"
         ),
         "{}",
         run.stderr
