@@ -342,16 +342,23 @@ async fn job_ids_with_reserved_characters_work_through_percent_encoding() {
     spool.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wait_outlasts_a_503_and_sees_the_job_finish() {
-    let spool = Harness::start_with(|config| config.worker = None).await;
-    spool.deploy_probe(&[]).await;
-    spool.probe("waited", echo(json!(1))).await;
+/// A transaction holding the job table so that every statement on it
+/// waits, as a restarting server's sessions do; roll it back to release.
+async fn lock_jobs(spool: &Harness) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut lock = spool.db.pool.begin().await.expect("a transaction");
     sqlx::query("lock table spool.jobs in access exclusive mode")
         .execute(&mut *lock)
         .await
         .expect("lock the job table");
+    lock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_outlasts_a_503_and_sees_the_job_finish() {
+    let spool = Harness::start_with(|config| config.worker = None).await;
+    spool.deploy_probe(&[]).await;
+    spool.probe("waited", echo(json!(1))).await;
+    let lock = lock_jobs(&spool).await;
     let client = spool.client.clone();
     let wait = tokio::spawn(async move {
         client
@@ -394,11 +401,7 @@ async fn a_request_whose_session_the_server_ends_answers_503() {
     let spool = Harness::start_with(|config| config.worker = None).await;
     // Hold the request's listing on a lock, then end its session as a
     // restarting server does (maintenance waits on the lock too).
-    let mut lock = spool.db.pool.begin().await.expect("a transaction");
-    sqlx::query("lock table spool.jobs in access exclusive mode")
-        .execute(&mut *lock)
-        .await
-        .expect("lock the job table");
+    let lock = lock_jobs(&spool).await;
     let request = tokio::spawn(
         spool
             .http()
