@@ -240,6 +240,12 @@ async fn follow_ups_are_checked_and_limited() {
         json!({"do": "enqueue", "kind": "no spaces", "params": {}}),
     )
     .await;
+    let far = settle(
+        &spool,
+        "far",
+        json!({"do": "enqueue", "kind": "probe", "params": {}, "delay_secs": 4_294_967_295u64}),
+    )
+    .await;
     let many = settle(
         &spool,
         "many",
@@ -260,6 +266,13 @@ async fn follow_ups_are_checked_and_limited() {
             .contains("kind: \"no spaces\" is not valid"),
         "{:?}",
         bad_kind.errors
+    );
+    assert!(
+        far.errors[0]
+            .error
+            .contains("delay_seconds: 4294967295 seconds is longer than ten years"),
+        "{:?}",
+        far.errors
     );
     let many = many.result.unwrap();
     assert_eq!(many["enqueued"], 100);

@@ -19,8 +19,6 @@ use super::error::{Error, Result};
 pub const MAX_JSON_BODY: usize = 2 << 20;
 /// Largest component upload.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
-/// Longest delay or age accepted: ten years.
-const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
 /// Reads the whole body, refusing more than `limit` bytes.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
@@ -209,7 +207,7 @@ pub fn parse_duration_text(field: &str, text: &str) -> Result<Duration> {
         return seconds(field, text, secs);
     }
     match humantime::parse_duration(text) {
-        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        Ok(duration) if duration <= crate::queue::rules::MAX_DELAY => Ok(duration),
         Ok(_) => Err(Error::invalid(
             field,
             format!("{field}: {text:?} is longer than ten years"),
@@ -224,7 +222,7 @@ pub fn parse_duration_text(field: &str, text: &str) -> Result<Duration> {
 }
 
 fn seconds(field: &str, text: &str, secs: f64) -> Result<Duration> {
-    if secs.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) {
+    if secs.is_finite() && (0.0..=crate::queue::rules::MAX_DELAY.as_secs_f64()).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(Error::invalid(

@@ -2,6 +2,8 @@
 //! job check their input with the same rules; the table's constraints are
 //! the last line of defence.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 /// Largest params, in bytes of JSON.
@@ -113,6 +115,21 @@ pub fn check_token_id(field: &str, id: &str) -> Result<(), Invalid> {
         Err(Invalid::new(
             field,
             format!("{id:?} is not a token id; ids are 16 hex digits, as `spool token list` shows"),
+        ))
+    }
+}
+
+/// Longest delay or age accepted: ten years.
+pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
+/// A delay in whole seconds, at most [`MAX_DELAY`].
+pub fn check_delay_secs(field: &str, secs: u64) -> Result<f64, Invalid> {
+    if secs <= MAX_DELAY.as_secs() {
+        Ok(secs as f64)
+    } else {
+        Err(Invalid::new(
+            field,
+            format!("{secs} seconds is longer than ten years"),
         ))
     }
 }

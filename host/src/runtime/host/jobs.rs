@@ -52,6 +52,9 @@ impl State {
             .map(|n| rules::check_max_attempts("max_attempts", n.into()))
             .transpose()
             .map_err(invalid)?;
+        let delay_secs =
+            rules::check_delay_secs("delay_seconds", options.delay_seconds.unwrap_or(0).into())
+                .map_err(invalid)?;
 
         Ok(NewJob {
             tenant: self.job.tenant.clone(),
@@ -59,7 +62,7 @@ impl State {
             params,
             job_id: options.job_id,
             run_at: None,
-            delay_secs: options.delay_seconds.unwrap_or(0).into(),
+            delay_secs,
             queue,
             priority,
             max_attempts,
