@@ -50,7 +50,10 @@ pub async fn run_once(
         .iter()
         .map(|job| {
             let worker = job.worker_id.as_deref().unwrap_or("unknown");
-            let message = format!("lease expired: worker {worker} stopped renewing it");
+            let message = format!(
+                "lease expired: worker {worker} did not renew it (it stopped, or could not \
+                 reach the database)"
+            );
             let error = AttemptError::now(job.attempt, message, Vec::new());
             let action = if job.cancel_requested {
                 FailAction::Cancel
