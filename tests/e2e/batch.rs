@@ -192,7 +192,8 @@ async fn the_sql_functions_check_ids_queues_and_array_shapes_like_the_api() {
     .await;
     let dot_dot = refused("select spool.enqueue('default', 'probe', '{}', job_id => '..')").await;
     let wide_space = refused(
-        r"select spool.enqueue_many('default', 'probe', array['{}']::jsonb[],           job_ids => array[E'ideo　'])",
+        r"select spool.enqueue_many('default', 'probe', array['{}']::jsonb[],
+                                    job_ids => array[E'ideo\u3000'])",
     )
     .await;
     let far_future = refused(

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{Error, Result};
+use crate::queue::rules::MAX_DELAY;
 
 /// Largest JSON body.
 pub const MAX_JSON_BODY: usize = 2 << 20;
@@ -207,7 +208,7 @@ pub fn parse_duration_text(field: &str, text: &str) -> Result<Duration> {
         return seconds(field, text, secs);
     }
     match humantime::parse_duration(text) {
-        Ok(duration) if duration <= crate::queue::rules::MAX_DELAY => Ok(duration),
+        Ok(duration) if duration <= MAX_DELAY => Ok(duration),
         Ok(_) => Err(Error::invalid(
             field,
             format!("{field}: {text:?} is longer than ten years"),
@@ -222,7 +223,7 @@ pub fn parse_duration_text(field: &str, text: &str) -> Result<Duration> {
 }
 
 fn seconds(field: &str, text: &str, secs: f64) -> Result<Duration> {
-    if secs.is_finite() && (0.0..=crate::queue::rules::MAX_DELAY.as_secs_f64()).contains(&secs) {
+    if secs.is_finite() && (0.0..=MAX_DELAY.as_secs_f64()).contains(&secs) {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(Error::invalid(

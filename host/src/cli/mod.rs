@@ -20,25 +20,43 @@ use crate::client::{self, Client};
 use crate::queue::JobState;
 use crate::telemetry::{self, LogFormat};
 
-/// A PostgreSQL job queue whose jobs are sandboxed WebAssembly components.
 /// The help heading of the options every command takes, listed after a
 /// command's own.
 const GLOBAL: &str = "Global options";
 
+/// A PostgreSQL job queue whose jobs are sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about)]
 pub struct Cli {
     /// The API to talk to (client commands).
-    #[arg(long, global = true, help_heading = GLOBAL, env = "SPOOL_URL", default_value = client::DEFAULT_URL)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "SPOOL_URL",
+        default_value = client::DEFAULT_URL
+    )]
     pub url: String,
 
     /// Your tenant's API token (client commands).
-    #[arg(long, global = true, help_heading = GLOBAL, env = "SPOOL_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "SPOOL_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 
     /// The operator's admin token: `serve` opens the admin API with it,
     /// `tenant` commands send it. At least 32 characters.
-    #[arg(long, global = true, help_heading = GLOBAL, env = "SPOOL_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        env = "SPOOL_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Print JSON instead of text (client commands).

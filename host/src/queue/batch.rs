@@ -98,12 +98,10 @@ pub async fn job_insert_batch(
         // In id order, so that two batches sharing ids wait for each other
         // instead of each holding an id the other needs (a deadlock).
         keyed.sort_by(|a, b| a.0.job_id.cmp(&b.0.job_id));
-        let keyed = keyed
-            .into_iter()
-            .fold(Keyed::default(), |mut columns, job| {
-                columns.push(job.0, job.1, job.2, job.3);
-                columns
-            });
+        let mut columns = Keyed::default();
+        for (job, state, max_attempts, run_at) in keyed {
+            columns.push(job, state, max_attempts, run_at);
+        }
         created += sqlx::query!(
             r#"
             insert into spool.jobs (tenant, id, kind, queue, state, priority, params,
@@ -116,14 +114,14 @@ pub async fn job_insert_batch(
             on conflict on constraint jobs_tenant_id_key do nothing
             "#,
             tenant,
-            &keyed.ids,
-            &keyed.kinds,
-            &keyed.queues,
-            &keyed.states,
-            &keyed.priorities,
-            &keyed.params,
-            &keyed.max_attempts,
-            &keyed.run_ats,
+            &columns.ids,
+            &columns.kinds,
+            &columns.queues,
+            &columns.states,
+            &columns.priorities,
+            &columns.params,
+            &columns.max_attempts,
+            &columns.run_ats,
         )
         .execute(&mut *tx)
         .await?

@@ -1,12 +1,18 @@
--- The SQL enqueue functions meet the API's rules where they fell short:
--- run_at within the years 1 to 9999 (a later time cannot be read back,
--- and broke the listing of the tenant's jobs), job ids that are not `.`
--- or `..` nor start or end with any Unicode space (one rule,
--- spool.job_id_valid, for both functions), ids generated with the
--- millisecond they were made in, and enqueue_many inserting in id order
--- so that two calls sharing ids cannot deadlock.
+-- The SQL enqueue functions meet the API's rules where they fell short,
+-- and generate ids as the API does:
+-- - ids begin with the time (UUID version 7), so that jobs enqueued
+--   together sit together in the index of ids, which every change of a
+--   job's row writes to;
+-- - run_at lies within the years 1 to 9999 (a later time cannot be read
+--   back, and broke the listing of the tenant's jobs);
+-- - job ids are not `.` or `..` and neither start nor end with any
+--   Unicode space (one rule, spool.job_id_valid, for both functions);
+-- - enqueue_many inserts in id order, so that two calls sharing ids
+--   cannot deadlock.
 
-create or replace function spool.new_job_id() returns text
+-- A UUID of version 7 as text: 48 bits of Unix time in milliseconds, then
+-- random bits (those of a version 4 UUID, with the version changed).
+create function spool.new_job_id() returns text
 language sql volatile as $$
     select encode(
         set_bit(set_bit(
@@ -83,6 +89,50 @@ begin
             field, coalesce(quote_literal(id), 'null')
             using errcode = 'invalid_parameter_value';
     end if;
+end;
+$$;
+
+create or replace function spool.enqueue(
+    tenant text,
+    kind text,
+    params jsonb default '{}',
+    job_id text default null,
+    run_at timestamptz default null,
+    queue text default 'default',
+    priority integer default 0,
+    max_attempts integer default null
+) returns text
+language plpgsql as $$
+declare
+    default_attempts integer;
+    new_id text;
+begin
+    default_attempts := spool.enqueue_check(tenant, kind, queue, run_at);
+    if params is null or jsonb_typeof(params) is null then
+        raise exception 'params: must be JSON, not SQL null' using errcode = 'not_null_violation';
+    end if;
+    if job_id is not null then
+        perform spool.job_id_check('job_id', job_id);
+    end if;
+
+    insert into spool.jobs as j (tenant, id, kind, queue, state, priority, params,
+                                 max_attempts, run_at)
+    values (
+        enqueue.tenant,
+        coalesce(enqueue.job_id, spool.new_job_id()),
+        enqueue.kind,
+        enqueue.queue,
+        case when enqueue.run_at is null or enqueue.run_at <= now()
+             then 'available' else 'scheduled' end,
+        enqueue.priority,
+        enqueue.params,
+        coalesce(enqueue.max_attempts, default_attempts),
+        coalesce(enqueue.run_at, now())
+    )
+    on conflict on constraint jobs_tenant_id_key do nothing
+    returning j.id into new_id;
+
+    return coalesce(new_id, enqueue.job_id);
 end;
 $$;
 
